@@ -1,0 +1,79 @@
+"""Atomic file writes: a reader never sees a half-written file.
+
+Everything is written to a temporary file in the destination folder, flushed and fsynced,
+then renamed over the target (``os.replace`` is atomic on POSIX and Windows). If the writer
+dies half-way, the previous file, if any, is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
+
+    Use it for writers that want a file name (``np.save``, ``fig.savefig``, ``raw.save``).
+    The temporary name keeps the target's suffix so that such writers pick the right format.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
+                                    dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file for writing; it replaces ``path`` only if the block succeeds."""
+    if not any(m in mode for m in "wx") or "+" in mode:
+        raise ValueError(f"'mode' must be a write mode ('w', 'wb'), got {mode!r}.")
+    with atomic_path(path) as tmp, open(tmp, mode.replace("x", "w"), **kwargs) as fh:
+        yield fh
+        fh.flush()
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` atomically (UTF-8)."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` atomically."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON atomically, with a trailing newline."""
+    return write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Persist the rename itself; not possible (nor needed) on Windows.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

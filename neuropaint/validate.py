@@ -1,0 +1,84 @@
+"""Validation helpers with uniform one-line messages, in MNE's manner.
+
+Every message names the parameter and the offending value, e.g.
+``'sfreq' must be a positive number, got -3.`` so that a user sees one clear line instead of
+a traceback (see :func:`neuropaint.logs.run_cli`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Real
+
+import pydantic
+
+
+class NeuropaintError(ValueError):
+    """A user-facing error whose message is one complete line; CLIs print it without a traceback."""
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float, or raise if it is not a positive finite number."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    if ok:
+        ok = float(value) >= 0 if allow_zero else float(value) > 0
+    if not ok:
+        kind = "a non-negative number" if allow_zero else "a positive number"
+        raise NeuropaintError(f"'{name}' must be {kind}, got {_describe(value)}.")
+    return float(value)
+
+
+def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer (at least ``minimum``)."""
+    if isinstance(value, bool) or not isinstance(value, int | Real) or int(value) != value:
+        raise NeuropaintError(f"'{name}' must be an integer, got {_describe(value)}.")
+    if minimum is not None and int(value) < minimum:
+        raise NeuropaintError(f"'{name}' must be an integer >= {minimum}, got {_describe(value)}.")
+    return int(value)
+
+
+def check_option(value: object, name: str, options: Iterable[object]) -> object:
+    """Raise unless ``value`` is one of ``options``; the message lists the valid ones."""
+    options = list(options)
+    if value not in options:
+        valid = ", ".join(repr(o) for o in options)
+        raise NeuropaintError(f"'{name}' must be one of {valid}, got {_describe(value)}.")
+    return value
+
+
+def check_unique(names: Iterable[str], name: str) -> list[str]:
+    """Raise if ``names`` holds duplicates; the message lists them."""
+    names = list(names)
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})
+    if dupes:
+        raise NeuropaintError(f"'{name}' must be unique, got duplicates {dupes}.")
+    return names
+
+
+def format_validation_error(exc: pydantic.ValidationError) -> str:
+    """Turn a pydantic error into one line naming each bad field and why."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or exc.title
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        parts.append(f"'{field}': {message}")
+    return f"invalid {exc.title}: " + "; ".join(parts) + "."
+
+
+def build_config(model: type[pydantic.BaseModel], values: dict | None = None, /, **kwargs):
+    """Build a pydantic config, turning a validation error into a one-line NeuropaintError."""
+    data = dict(values or {})
+    data.update(kwargs)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise NeuropaintError(format_validation_error(exc)) from None
