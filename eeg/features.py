@@ -51,6 +51,9 @@ DEFAULT_BANDS: dict[str, tuple[float, float]] = {
 }
 WHOLE_HEAD = "whole_head"
 _UV2 = 1e12  # V² -> µV²
+# Powers are floored here before logs: 1e-20 V² (1e-8 µV²) is far below any amplifier's
+# noise, so a flat channel gives a finite, recognisably low value instead of -inf.
+_POWER_FLOOR = 1e-20
 
 
 class FeatureUnfitWarning(UserWarning):
@@ -400,11 +403,11 @@ def features_from_psd(layout: FeatureLayout, psd: np.ndarray) -> np.ndarray:
     n_rows = psd.shape[0]
     unit_psd = layout.unit_matrix @ psd                          # [rows, units, bins]
     band_power = unit_psd @ layout.band_matrix                   # [rows, units, bands]
-    tiny = np.finfo(np.float64).tiny
+    tiny = _POWER_FLOOR
     blocks = []
     for kind in spec.features:
         if kind == "log_power":
-            block = np.log10(np.maximum(band_power * _UV2, tiny))
+            block = np.log10(np.maximum(band_power, tiny) * _UV2)
             blocks.append(block.transpose(0, 2, 1).reshape(n_rows, -1))  # [rows, bands*units]
         elif kind == "relative_power":
             total = unit_psd[..., layout.total_mask].sum(axis=-1) * (layout.sfreq / layout.seg_n)
