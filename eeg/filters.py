@@ -138,7 +138,7 @@ class CausalFilter:
 def hold_last_finite(data: np.ndarray, bad: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Replace each non-finite sample by the last finite one before it (``previous`` at start)."""
     data = data.copy()
-    n_channels, n_times = data.shape
+    n_times = data.shape[1]
     for ch in np.flatnonzero(bad.any(axis=1)):
         row = data[ch]
         good = ~bad[ch]

@@ -1,0 +1,190 @@
+"""``python -m eeg.inspect``: what is in an EEG recording, at a glance.
+
+Prints the channels, rate, duration, line frequency, bad channels and bad spans found by
+:func:`eeg.preprocess.clean`, and a table of band power per scalp region from
+:func:`eeg.features.extract`; ``--plot`` draws the spectra per region and the band powers.
+
+Examples
+--------
+python -m eeg.inspect recording.edf --plot recording.png
+python -m eeg.inspect --synthetic 60 --plot demo.png     # no file needed
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from eeg.features import WHOLE_HEAD, FeatureFrame, FeatureSpec, extract
+from eeg.preprocess import CleanReport, PreprocessConfig, clean
+from neuropaint.atomic import atomic_path
+from neuropaint.logs import run_cli, setup_logging
+from neuropaint.validate import NeuropaintError
+
+logger = logging.getLogger(__name__)
+
+
+def band_table(frame: FeatureFrame, spec: FeatureSpec) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Mean absolute (µV²) and relative band power per unit over the valid rows.
+
+    Returns
+    -------
+    units : list of str
+    power : ndarray, shape (n_units, n_bands), µV²
+    relative : ndarray, shape (n_units, n_bands)
+    """
+    rows = frame.valid if frame.valid.any() else np.ones(len(frame), dtype=bool)
+    units = [n.rsplit(":", 1)[1] for n in frame.names if n.startswith("log_power:")]
+    units = list(dict.fromkeys(units))
+    power = np.zeros((len(units), len(spec.bands)))
+    relative = np.zeros_like(power)
+    for u, unit in enumerate(units):
+        for b, band in enumerate(spec.bands):
+            power[u, b] = np.mean(10.0 ** frame.column(f"log_power:{band}:{unit}")[rows])
+            relative[u, b] = np.mean(frame.column(f"relative_power:{band}:{unit}")[rows])
+    return units, power, relative
+
+
+def describe(raw: mne.io.BaseRaw, report: CleanReport, frame: FeatureFrame,
+             spec: FeatureSpec, source: str) -> str:
+    """The text summary printed by the CLI."""
+    units, power, relative = band_table(frame, spec)
+    names = raw.ch_names
+    lines = [
+        f"recording: {source}",
+        f"channels:  {len(report.ch_names_in)} EEG ({_short_list(report.ch_names_in)})",
+        f"rate:      {raw.info['sfreq']:g} Hz",
+        f"duration:  {raw.times[-1] + 1 / raw.info['sfreq']:.1f} s",
+        f"line:      {_line_text(report)}",
+        f"bad channels: {_bads_text(report)}",
+        f"bad spans: {report.bad_span_count} ({report.bad_span_seconds:.1f} s, "
+        f"{100 * report.bad_span_fraction:.1f} % of the recording)",
+        f"after cleaning: {len(names)} channels, filter {report.l_freq}-{report.h_freq} Hz, "
+        f"reference {report.reference}",
+        "",
+        "band power per region: mean µV² (relative %)",
+        f"{'region':<20}" + "".join(f"{band:>16}" for band in spec.bands),
+    ]
+    for u, unit in enumerate(units):
+        cells = "".join(f"{power[u, b]:9.2f} ({100 * relative[u, b]:3.0f}%)"
+                        for b in range(len(spec.bands)))
+        lines.append(f"{unit:<20}{cells}")
+    return "\n".join(lines)
+
+
+def _short_list(names: Sequence[str], limit: int = 10) -> str:
+    head = ", ".join(names[:limit])
+    return head + (f", ... +{len(names) - limit}" if len(names) > limit else "")
+
+
+def _line_text(report: CleanReport) -> str:
+    if report.line_freq is None:
+        return "no line noise found (no notch)"
+    how = "detected" if report.line_freq_detected else "given"
+    return f"{report.line_freq:g} Hz ({how}); notched at {list(report.notch_freqs)} Hz"
+
+
+def _bads_text(report: CleanReport) -> str:
+    if not report.bad_channels:
+        return "none"
+    parts = [f"{name} ({reason})" for name, reason in report.bad_channels.items()]
+    fate = []
+    if report.interpolated:
+        fate.append(f"interpolated {report.interpolated}")
+    if report.dropped:
+        fate.append(f"dropped {report.dropped}")
+    return ", ".join(parts) + (f"; {'; '.join(fate)}" if fate else "")
+
+
+def plot(raw: mne.io.BaseRaw, frame: FeatureFrame, spec: FeatureSpec, fname: Path,
+         title: str) -> Path:
+    """Spectra per region (left) and band power per region (right), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import signal
+
+    from eeg.channels import channel_regions
+
+    sfreq = raw.info["sfreq"]
+    data = raw.get_data(picks="eeg", reject_by_annotation="omit")
+    freqs, psd = signal.welch(data, fs=sfreq, nperseg=min(data.shape[1], int(2 * sfreq)))
+    regions = channel_regions(raw.info, raw.ch_names)
+    units, power, _ = band_table(frame, spec)
+
+    fig, (ax_psd, ax_bands) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=[1.2, 1])
+    keep = (freqs >= 0.5) & (freqs <= min(60.0, sfreq / 2))
+    cmap = plt.get_cmap("tab20")
+    for i, unit in enumerate(units):
+        members = ([True] * len(raw.ch_names) if unit == WHOLE_HEAD
+                   else [regions[c] == unit for c in raw.ch_names])
+        curve = psd[np.asarray(members)].mean(axis=0) * 1e12
+        ax_psd.semilogy(freqs[keep], curve[keep], color="black" if unit == WHOLE_HEAD else
+                        cmap(i % 20), lw=2.2 if unit == WHOLE_HEAD else 1.1, label=unit)
+    for b, (low, high) in enumerate(spec.bands.values()):
+        ax_psd.axvspan(low, high, color="0.5", alpha=0.07 * (1 + b % 2), lw=0)
+    ax_psd.set(xlabel="frequency (Hz)", ylabel="power (µV²/Hz)", title="spectrum per region")
+    ax_psd.legend(fontsize=7, ncol=2)
+    image = ax_bands.imshow(np.log10(power), aspect="auto", cmap="magma")
+    ax_bands.set_xticks(range(len(spec.bands)), list(spec.bands))
+    ax_bands.set_yticks(range(len(units)), units, fontsize=8)
+    ax_bands.set_title("band power per region (log10 µV²)")
+    fig.colorbar(image, ax=ax_bands)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(fname) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(fname)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m eeg.inspect",
+        description="Summarise an EEG recording: channels, rate, line noise, bad channels, "
+        "band power per region.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", help="EDF, BDF, GDF, FIF, BrainVision .vhdr, "
+                        "EEGLAB .set or XDF recording")
+    source.add_argument("--synthetic", type=float, metavar="SECONDS",
+                        help="inspect a synthetic recording of this length instead of a file")
+    parser.add_argument("--stream", help="XDF only: the EEG stream's name or type")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="write a picture here")
+    parser.add_argument("--line-freq", type=float, choices=[50.0, 60.0],
+                        help="mains frequency (default: detected from the spectrum)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    args = parser.parse_args(argv)
+    setup_logging("INFO" if args.verbose else "WARNING")
+
+    if args.synthetic is not None:
+        from eeg.synthetic import make_raw
+
+        if args.synthetic <= 0:
+            raise NeuropaintError(f"'--synthetic' must be a positive number of seconds, "
+                                  f"got {args.synthetic:g}.")
+        raw = make_raw(args.synthetic, n_channels=32, seed=0, bad_channel="T8")
+        label = f"synthetic, {args.synthetic:g} s, 32 channels (T8 made bad on purpose)"
+    else:
+        from eeg.io import read_raw
+
+        raw = read_raw(args.file, stream=args.stream)
+        label = str(args.file)
+    spec = FeatureSpec()
+    cleaned, report = clean(raw, PreprocessConfig(line_freq=args.line_freq))
+    frame = extract(cleaned, spec)
+    print(describe(cleaned, report, frame, spec, label))
+    if args.plot:
+        path = plot(cleaned, frame, spec, args.plot, Path(label).name)
+        print(f"\npicture: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

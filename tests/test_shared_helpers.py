@@ -1,0 +1,91 @@
+"""neuropaint's shared helpers: uniform validation messages, atomic writes, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from neuropaint.atomic import atomic_open, atomic_path, write_json, write_text
+from neuropaint.logs import run_cli
+from neuropaint.validate import (
+    NeuropaintError,
+    build_config,
+    check_int,
+    check_option,
+    check_positive,
+    check_unique,
+)
+
+
+class _Toy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rate: float = Field(1.0, gt=0, description="A rate.")
+    mode: Literal["a", "b"] = Field("a", description="A mode.")
+
+
+def test_check_positive_message_names_the_parameter_and_value():
+    with pytest.raises(NeuropaintError, match=r"^'sfreq' must be a positive number, got -3\.$"):
+        check_positive(-3, "sfreq")
+    assert check_positive(2, "sfreq") == 2.0
+
+
+@pytest.mark.parametrize("value", [0, float("nan"), float("inf"), "3", True, None])
+def test_check_positive_refuses_non_positive_and_non_numbers(value):
+    with pytest.raises(NeuropaintError, match=r"'x' must be a positive number"):
+        check_positive(value, "x")
+
+
+def test_check_int_and_option_and_unique_messages():
+    with pytest.raises(NeuropaintError, match=r"'n' must be an integer >= 1, got 0\."):
+        check_int(0, "n", minimum=1)
+    with pytest.raises(NeuropaintError, match=r"'level' must be one of 'a', 'b', got 'c'\."):
+        check_option("c", "level", ["a", "b"])
+    with pytest.raises(NeuropaintError, match=r"'ch_names' must be unique, got duplicates \['Cz'\]"):
+        check_unique(["Cz", "Pz", "Cz"], "ch_names")
+
+
+def test_build_config_turns_validation_errors_into_one_line():
+    with pytest.raises(NeuropaintError) as info:
+        build_config(_Toy, rate=-1, colour="red")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "'rate'" in message and "'colour': unknown field" in message
+
+
+def test_atomic_write_replaces_the_file_whole(tmp_path):
+    target = tmp_path / "out" / "report.json"
+    write_json(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    write_text(target, "second")
+    assert target.read_text() == "second"
+    assert [p.name for p in target.parent.iterdir()] == ["report.json"]
+
+
+def test_failed_atomic_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "data.txt"
+    write_text(target, "precious")
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as fh:
+        fh.write("half")
+        raise RuntimeError("writer died")
+    assert target.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.txt"]
+
+
+def test_atomic_path_keeps_the_suffix_for_writers_that_need_it(tmp_path):
+    with atomic_path(tmp_path / "picture.png") as tmp:
+        assert tmp.suffix == ".png"
+        tmp.write_bytes(b"png")
+    assert (tmp_path / "picture.png").read_bytes() == b"png"
+
+
+def test_run_cli_prints_user_errors_as_one_line(capsys):
+    def main(argv=None):
+        raise NeuropaintError("'sfreq' must be a positive number, got -3.")
+
+    assert run_cli(main, []) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("error: 'sfreq' must be a positive number, got -3.")
+    assert len(err.splitlines()) == 1
