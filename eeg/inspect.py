@@ -52,20 +52,21 @@ def band_table(frame: FeatureFrame, spec: FeatureSpec) -> tuple[list[str], np.nd
 
 def describe(raw: mne.io.BaseRaw, report: CleanReport, frame: FeatureFrame,
              spec: FeatureSpec, source: str) -> str:
-    """The text summary printed by the CLI."""
+    """The text summary printed by the CLI (``raw`` is the recording before cleaning)."""
     units, power, relative = band_table(frame, spec)
     names = raw.ch_names
+    spans = ", ".join(f"{reason} {stats.count}" for reason, stats in report.bad_spans.items())
     lines = [
         f"recording: {source}",
-        f"channels:  {len(report.ch_names_in)} EEG ({_short_list(report.ch_names_in)})",
-        f"rate:      {raw.info['sfreq']:g} Hz",
-        f"duration:  {raw.times[-1] + 1 / raw.info['sfreq']:.1f} s",
+        f"channels:  {len(names)} EEG ({_short_list(names)})",
+        f"rate:      {report.sfreq:g} Hz",
+        f"duration:  {report.duration:.1f} s",
         f"line:      {_line_text(report)}",
         f"bad channels: {_bads_text(report)}",
-        f"bad spans: {report.bad_span_count} ({report.bad_span_seconds:.1f} s, "
-        f"{100 * report.bad_span_fraction:.1f} % of the recording)",
-        f"after cleaning: {len(names)} channels, filter {report.l_freq}-{report.h_freq} Hz, "
-        f"reference {report.reference}",
+        f"bad spans: {report.bad_span_seconds:.1f} s, {100 * report.bad_span_fraction:.1f} % "
+        f"of the recording ({spans or 'none'})",
+        f"after cleaning: {report.n_channels_out} channels, filter "
+        f"{report.l_freq}-{report.h_freq} Hz, reference {report.reference}",
         "",
         "band power per region: mean µV² (relative %)",
         f"{'region':<20}" + "".join(f"{band:>16}" for band in spec.bands),
@@ -102,8 +103,12 @@ def _bads_text(report: CleanReport) -> str:
 
 
 def plot(raw: mne.io.BaseRaw, frame: FeatureFrame, spec: FeatureSpec, fname: Path,
-         title: str) -> Path:
-    """Spectra per region (left) and band power per region (right), written atomically."""
+         title: str, *, before: mne.io.BaseRaw | None = None) -> Path:
+    """Spectra per region (left) and band power per region (right), written atomically.
+
+    ``raw`` is the cleaned recording; ``before``, when given, adds its whole-head spectrum
+    before cleaning (dashed), so that the effect of the filters and notches shows.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,6 +132,14 @@ def plot(raw: mne.io.BaseRaw, frame: FeatureFrame, spec: FeatureSpec, fname: Pat
         curve = psd[np.asarray(members)].mean(axis=0) * 1e12
         ax_psd.semilogy(freqs[keep], curve[keep], color="black" if unit == WHOLE_HEAD else
                         cmap(i % 20), lw=2.2 if unit == WHOLE_HEAD else 1.1, label=unit)
+    if before is not None:
+        raw_data = before.get_data(picks="eeg")
+        raw_data = raw_data[:, np.all(np.isfinite(raw_data), axis=0)]
+        f_raw, psd_raw = signal.welch(raw_data, fs=before.info["sfreq"],
+                                      nperseg=min(raw_data.shape[1], int(2 * sfreq)))
+        keep_raw = (f_raw >= 0.5) & (f_raw <= min(60.0, sfreq / 2))
+        ax_psd.semilogy(f_raw[keep_raw], np.median(psd_raw, axis=0)[keep_raw] * 1e12,
+                        color="0.4", ls="--", lw=1.2, label="before cleaning (median)")
     for b, (low, high) in enumerate(spec.bands.values()):
         ax_psd.axvspan(low, high, color="0.5", alpha=0.07 * (1 + b % 2), lw=0)
     ax_psd.set(xlabel="frequency (Hz)", ylabel="power (µV²/Hz)", title="spectrum per region")
@@ -179,9 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = FeatureSpec()
     cleaned, report = clean(raw, PreprocessConfig(line_freq=args.line_freq))
     frame = extract(cleaned, spec)
-    print(describe(cleaned, report, frame, spec, label))
+    print(describe(raw, report, frame, spec, label))
     if args.plot:
-        path = plot(cleaned, frame, spec, args.plot, Path(label).name)
+        path = plot(cleaned, frame, spec, args.plot, Path(label).name, before=raw)
         print(f"\npicture: {path}")
     return 0
 
