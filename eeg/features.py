@@ -146,7 +146,8 @@ class FeatureFrame:
     times : ndarray, shape (n_windows,)
         Time of the newest sample in each window (seconds; recording time or LSL time).
     valid : ndarray of bool, shape (n_windows,)
-        False when the window held non-finite samples (they were held at the last good value).
+        False when the window held non-finite samples (they were held at the last good value)
+        or, for a Raw passed to :func:`extract`, overlaps a ``BAD*`` annotation.
     """
 
     values: np.ndarray
@@ -435,6 +436,7 @@ def extract(
     ch_names: list[str] | None = None,
     picks: str | list | None = "eeg",
     apply_filter: bool | None = None,
+    reject_by_annotation: bool = True,
     chunk_duration: float = 60.0,
 ) -> FeatureFrame:
     """Features of a whole recording, computed exactly as a live stream would compute them.
@@ -454,6 +456,9 @@ def extract(
         Run the spec's causal band-pass and notches. None (default): skip it when a Raw's
         ``info`` shows it is already filtered to the spec's band (e.g. by
         :func:`eeg.preprocess.clean`), apply it otherwise.
+    reject_by_annotation : bool
+        Flag (``valid=False``) the rows whose window overlaps a Raw's ``BAD*`` annotations, as
+        MNE's ``reject_by_annotation`` does. Rows are flagged, never dropped.
     chunk_duration : float
         Seconds pushed at a time (bounds memory; the result does not depend on it).
 
@@ -505,7 +510,26 @@ def extract(
     times = np.arange(n_times) / sfreq
     frames = [processor.push(data[:, i : i + step], times[i : i + step])
               for i in range(0, n_times, step)]
-    return FeatureFrame.concatenate(frames, processor.names)
+    frame = FeatureFrame.concatenate(frames, processor.names)
+    if isinstance(inst, mne.io.BaseRaw) and reject_by_annotation:
+        _flag_bad_annotations(frame, inst, processor.layout.window_n)
+    return frame
+
+
+def _flag_bad_annotations(frame: FeatureFrame, raw: mne.io.BaseRaw, window_n: int) -> None:
+    """Set ``valid`` False for rows whose window overlaps a ``BAD*`` annotation."""
+    annotations = raw.annotations
+    bad = np.array([d.upper().startswith("BAD") for d in annotations.description], dtype=bool)
+    if not bad.any():
+        return
+    sfreq = raw.info["sfreq"]
+    onsets = raw.time_as_index(annotations.onset[bad], use_rounding=True,
+                               origin=annotations.orig_time)
+    stops = onsets + np.round(annotations.duration[bad] * sfreq).astype(int)  # exclusive
+    newest = np.round(frame.times * sfreq).astype(int)  # [n_rows] newest sample of each row
+    oldest = newest - (window_n - 1)
+    for start, stop in zip(onsets, np.maximum(stops, onsets + 1), strict=True):
+        frame.valid &= ~((oldest < stop) & (newest >= start))
 
 
 def _already_filtered(info: mne.Info, spec: FeatureSpec) -> bool:

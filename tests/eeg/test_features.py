@@ -189,3 +189,16 @@ def test_standard_channel_sets_give_expected_feature_counts():
     for n in (8, 16, 32, 64):
         layout = build_layout(spec, 256.0, standard_channel_set(n))
         assert layout.n_features == n * len(spec.bands)
+
+
+def test_rows_overlapping_bad_annotations_are_flagged_not_dropped():
+    raw = make_raw(12.0, n_channels=8, seed=12)
+    raw.annotations.append(6.0, 0.5, "BAD_peak_to_peak")
+    frame = extract(raw)
+    layout = build_layout(FeatureSpec(), raw.info["sfreq"], raw.ch_names)
+    span_s = (layout.window_n - 1) / raw.info["sfreq"]  # newest minus oldest sample time
+    hit = (frame.times >= 6.0) & (frame.times - span_s < 6.5)
+    assert hit.any() and not frame.valid[hit].any()
+    assert frame.valid[~hit].all()
+    assert len(extract(raw, reject_by_annotation=False)) == len(frame)
+    assert extract(raw, reject_by_annotation=False).valid.all()
