@@ -213,8 +213,7 @@ class FeatureLayout:
     asym_pairs: list[tuple[str, int, int]]  # (name, left unit, right unit) for asymmetry.
     names: list[str]
     good: np.ndarray            # [n_channels] bool, channels used by the reference.
-    taper: np.ndarray           # [seg_n] float32 Hann window.
-    psd_scale: float            # Periodogram scaling to V²/Hz.
+    taper: np.ndarray           # [seg_n] float32 Hann window, PSD scaling folded in.
 
     @property
     def n_features(self) -> int:
@@ -273,13 +272,15 @@ def build_layout(
     unit_names, unit_matrix = _units(spec, ch_names, good, info)
     asym_pairs = _asymmetry_pairs(spec, ch_names, good, unit_names)
     names = _feature_names(spec, unit_names, asym_pairs)
-    taper = signal.windows.hann(seg_n, sym=False).astype(np.float32)  # periodic, as Welch
-    psd_scale = 1.0 / (sfreq * float(np.sum(taper.astype(np.float64) ** 2)))
+    hann = signal.windows.hann(seg_n, sym=False)  # periodic, as Welch
+    # The one-sided PSD scaling (2 / (sfreq * sum(w²)), V²/Hz) is folded into the taper, so
+    # that |rfft|² is the PSD without another pass; the DC bin is halved afterwards.
+    taper = (hann * np.sqrt(2.0 / (sfreq * np.sum(hann**2)))).astype(np.float32)
     return FeatureLayout(
         spec=spec, sfreq=sfreq, ch_names=ch_names, hop_n=hop_n, seg_n=seg_n,
         seg_spacing=seg_spacing, window_n=window_n, freqs=freqs, band_matrix=band_matrix,
         total_mask=total_mask, unit_names=unit_names, unit_matrix=unit_matrix,
-        asym_pairs=asym_pairs, names=names, good=good, taper=taper, psd_scale=psd_scale,
+        asym_pairs=asym_pairs, names=names, good=good, taper=taper,
     )
 
 
@@ -366,8 +367,7 @@ def periodograms(layout: FeatureLayout, segments: np.ndarray) -> np.ndarray:
     spectrum = sp_fft.rfft(tapered, axis=-1, overwrite_x=True)[..., : len(layout.freqs)]
     power = np.square(spectrum.real)
     power += np.square(spectrum.imag)
-    power *= np.float32(2.0 * layout.psd_scale)  # one-sided: double all but DC
-    power[..., 0] *= np.float32(0.5)
+    power[..., 0] *= np.float32(0.5)  # one-sided: every bin but DC counts twice
     return power
 
 
@@ -481,7 +481,11 @@ def extract(
         ch_names = list(info["ch_names"])
         sfreq = float(info["sfreq"])
         bads = [b for b in info["bads"] if b in ch_names]
-        data = inst.get_data(picks=pick_idx)
+        n_times = inst.n_times
+
+        def read(start: int, stop: int) -> np.ndarray:
+            # Chunk by chunk: no copy of the whole recording is ever made.
+            return inst.get_data(picks=pick_idx, start=start, stop=stop)
         if apply_filter is None:
             apply_filter = not _already_filtered(info, spec)
             if not apply_filter:
@@ -498,9 +502,13 @@ def extract(
             raise NeuropaintError(
                 f"'ch_names' has {len(ch_names)} names for {data.shape[0]} channels.")
         apply_filter = True if apply_filter is None else apply_filter
+        n_times = data.shape[1]
+
+        def read(start: int, stop: int) -> np.ndarray:
+            return data[:, start:stop]
+
     processor = OnlineProcessor(spec, sfreq, ch_names, bads=bads, info=info,
                                 apply_filter=apply_filter)
-    n_times = data.shape[1]
     if n_times < processor.layout.window_n:
         raise NeuropaintError(
             f"the recording is {n_times / sfreq:.3g} s long, shorter than one feature window "
@@ -508,7 +516,7 @@ def extract(
         )
     step = max(1, round(check_positive(chunk_duration, "chunk_duration") * sfreq))
     times = np.arange(n_times) / sfreq
-    frames = [processor.push(data[:, i : i + step], times[i : i + step])
+    frames = [processor.push(read(i, min(i + step, n_times)), times[i : i + step])
               for i in range(0, n_times, step)]
     frame = FeatureFrame.concatenate(frames, processor.names)
     if isinstance(inst, mne.io.BaseRaw) and reject_by_annotation:

@@ -31,7 +31,7 @@ USER_ERRORS = (NeuropaintError, FileNotFoundError, IsADirectoryError, Permission
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)``; print user errors as one line ``error: ...`` and return 2."""
-    prog = getattr(main, "__module__", "neuropaint")
+    prog = _program_name(main)
     try:
         return main(argv)
     except USER_ERRORS as exc:
@@ -43,3 +43,11 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _program_name(main: Callable) -> str:
+    # Under ``python -m pkg.mod`` the module is called __main__; its spec keeps the real name.
+    module = sys.modules.get(getattr(main, "__module__", ""), None)
+    spec = getattr(module, "__spec__", None)
+    name = getattr(spec, "name", None) or getattr(main, "__module__", None) or "neuropaint"
+    return f"python -m {name}" if name != "__main__" else "neuropaint"
