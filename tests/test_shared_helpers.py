@@ -89,3 +89,14 @@ def test_run_cli_prints_user_errors_as_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("error: 'sfreq' must be a positive number, got -3.")
     assert len(err.splitlines()) == 1
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    write_text(tmp_path / "a.txt", "x")
+    plain = tmp_path / "b.txt"
+    plain.write_text("x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
+    assert mode == stat.S_IMODE(os.stat(plain).st_mode)
