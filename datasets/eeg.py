@@ -1,0 +1,406 @@
+"""The EEG feature store: many recordings, read, cleaned and turned into feature rows once.
+
+``python -m datasets.eeg build FILES... OUT`` runs :func:`eeg.io.read_raw` ->
+:func:`eeg.preprocess.clean` -> :func:`eeg.features.extract` over each recording and stores,
+per feature row: the features (float32), the time of its newest sample, the recording it
+came from, a state label taken from the recording's annotations (e.g. ``eyes_closed``) and a
+``valid`` flag (False inside bad spans or where samples were not finite: rows are flagged, not
+dropped). The manifest keeps the FeatureSpec and PreprocessConfig used and each recording's
+clean report. A recording that cannot be used is skipped, with the reason, and the build goes
+on.
+
+:class:`EEGStore` reads a store back (numpy, or torch through :meth:`EEGStore.torch_dataset`)
+and splits it **by recording**: rows of one recording never land on both sides of a split.
+Splitting within a recording leaks its slow drifts and block structure into the test set, the
+trap that inflated early EEG-to-image results (Li et al. 2021, IEEE TPAMI 43:316).
+
+Store layout (a folder)::
+
+    manifest.json     format version, feature names, spec, preprocess config, recordings,
+                      labels, skipped files
+    features.npy      float32 [n_rows, n_features]
+    times.npy         float64 [n_rows], seconds from the recording's first sample
+    recording.npy     int32   [n_rows], index into manifest["recordings"]
+    label.npy         int16   [n_rows], index into manifest["labels"] (0 = "" unlabelled)
+    valid.npy         bool    [n_rows]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from eeg.features import FeatureFrame, FeatureSpec, extract
+from eeg.io import read_raw
+from eeg.preprocess import PreprocessConfig, clean
+from neuropaint import __version__
+from neuropaint.atomic import write_json
+from neuropaint.logs import run_cli, setup_logging
+from neuropaint.validate import NeuropaintError, build_config
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_ARRAYS = ("features", "times", "recording", "label", "valid")
+UNLABELLED = ""
+
+
+@dataclass
+class _Recording:
+    """One recording's rows, before they are stacked into the store."""
+
+    frame: FeatureFrame
+    labels: list[str]
+    meta: dict
+
+
+def row_labels(raw: mne.io.BaseRaw, times: np.ndarray) -> list[str]:
+    """The state label of each row: the longest non-``BAD`` annotation covering its time.
+
+    The longest wins so that a short event inside a state block (a ``blink`` inside
+    ``eyes_closed``) does not replace the state. Rows covered by none get ``""``.
+    """
+    annotations = raw.annotations
+    keep = [i for i, d in enumerate(annotations.description)
+            if not d.upper().startswith(("BAD", "EDGE")) and annotations.duration[i] > 0]
+    labels = [UNLABELLED] * len(times)
+    if not keep:
+        return labels
+    sfreq = raw.info["sfreq"]
+    onsets = raw.time_as_index(annotations.onset[keep], use_rounding=True,
+                               origin=annotations.orig_time) / sfreq
+    durations = annotations.duration[keep]
+    best = np.full(len(times), -1.0)
+    for onset, duration, desc in zip(onsets, durations, annotations.description[keep],
+                                     strict=True):
+        inside = (times >= onset) & (times < onset + duration) & (duration > best)
+        best[inside] = duration
+        for i in np.flatnonzero(inside):
+            labels[i] = str(desc)
+    return labels
+
+
+def session_name(path: Path) -> str:
+    """A recording's name: the file name without extensions and MNE's ``_raw``/``_eeg``."""
+    name = path.name
+    for suffix in (".gz", ".fif", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".xdfz", ".xdf"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    for suffix in ("_raw", "_eeg", "-raw", "-eeg"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or path.name
+
+
+def process_recording(path: Path, spec: FeatureSpec, config: PreprocessConfig,
+                      stream: str | None = None) -> _Recording:
+    """Read, clean and featurise one recording (raises NeuropaintError when it can't)."""
+    raw = read_raw(path, stream=stream, verbose="error")
+    cleaned, report = clean(raw, config)
+    frame = extract(cleaned, spec)
+    labels = row_labels(cleaned, frame.times)
+    meta = {
+        "path": str(path),
+        "session": session_name(path),
+        "sfreq": float(raw.info["sfreq"]),
+        "ch_names": list(raw.ch_names),
+        "duration": float(raw.times[-1] + 1.0 / raw.info["sfreq"]),
+        "n_rows": len(frame),
+        "n_valid": int(frame.valid.sum()),
+        "clean_report": report.to_dict(),
+    }
+    return _Recording(frame, labels, meta)
+
+
+def build(
+    files: Sequence[str | Path],
+    out: str | Path,
+    *,
+    spec: FeatureSpec | None = None,
+    config: PreprocessConfig | None = None,
+    stream: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Build an EEG feature store from recordings; returns the build report.
+
+    The store is written into ``OUT.partial`` and renamed to ``OUT`` at the end, so a build
+    that dies half-way never leaves a folder that looks like a complete store.
+    """
+    spec = spec or FeatureSpec()
+    config = config or PreprocessConfig()
+    out = Path(out)
+    if not files:
+        raise NeuropaintError("no recordings given: pass one or more EEG files.")
+    if out.exists():
+        if not overwrite:
+            raise NeuropaintError(f"{out} already exists; pass --overwrite to replace it.")
+        if not (out / "manifest.json").exists() and any(out.iterdir()):
+            raise NeuropaintError(f"{out} exists and is not an EEG store; refusing to replace "
+                                  f"it.")
+    started = time.perf_counter()
+    recordings: list[_Recording] = []
+    skipped: list[dict] = []
+    names: list[str] | None = None
+    iterator = files
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(files, desc="recordings", unit="file")
+    for file in iterator:
+        path = Path(file)
+        try:
+            recording = process_recording(path, spec, config, stream)
+        except (NeuropaintError, FileNotFoundError, IsADirectoryError, PermissionError,
+                ValueError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("skipped %s: %s", path, reason)
+            skipped.append({"path": str(path), "reason": reason})
+            continue
+        if names is None:
+            names = recording.frame.names
+        elif recording.frame.names != names:
+            missing = sorted(set(names) - set(recording.frame.names))
+            extra = sorted(set(recording.frame.names) - set(names))
+            reason = (f"its features differ from the first recording's (missing {missing[:4]}, "
+                      f"extra {extra[:4]}): use the same montage, or level='channels' with "
+                      f"shared labels")
+            logger.warning("skipped %s: %s", path, reason)
+            skipped.append({"path": str(path), "reason": reason})
+            continue
+        if len(recording.frame) == 0:
+            skipped.append({"path": str(path), "reason": "no feature rows"})
+            continue
+        recordings.append(recording)
+    if not recordings:
+        detail = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
+        raise NeuropaintError(f"no usable recording among {len(files)} file(s) ({detail}).")
+
+    seen_labels = {lab for r in recordings for lab in r.labels} - {UNLABELLED}
+    label_names = [UNLABELLED, *sorted(seen_labels)]
+    label_index = {name: i for i, name in enumerate(label_names)}
+    arrays = {
+        "features": np.concatenate([r.frame.values for r in recordings]).astype(np.float32),
+        "times": np.concatenate([r.frame.times for r in recordings]).astype(np.float64),
+        "recording": np.concatenate([np.full(len(r.frame), i, dtype=np.int32)
+                                     for i, r in enumerate(recordings)]),
+        "label": np.array([label_index[lab] for r in recordings for lab in r.labels],
+                          dtype=np.int16),
+        "valid": np.concatenate([r.frame.valid for r in recordings]).astype(bool),
+    }
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": "neuropaint.eeg_store",
+        "neuropaint_version": __version__,
+        "feature_names": names,
+        "feature_spec": spec.model_dump(mode="json"),
+        "preprocess_config": config.model_dump(mode="json"),
+        "labels": label_names,
+        "recordings": [dict(r.meta, id=i) for i, r in enumerate(recordings)],
+        "skipped": skipped,
+        "n_rows": len(arrays["times"]),
+    }
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    for key, value in arrays.items():
+        np.save(partial / f"{key}.npy", value)
+    write_json(partial / "manifest.json", manifest)  # last: its presence marks completeness
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    report = {
+        "recordings_in": len(files),
+        "recordings_used": len(recordings),
+        "skipped": skipped,
+        "rows": manifest["n_rows"],
+        "valid_rows": int(arrays["valid"].sum()),
+        "features": len(names),
+        "labels": {name: int((arrays["label"] == i).sum()) for i, name in enumerate(label_names)},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_json(out / "report.json", report)
+    return report
+
+
+class EEGStore:
+    """A built EEG feature store, read back.
+
+    Attributes
+    ----------
+    features : ndarray of float32, shape (n_rows, n_features)
+    times : ndarray, shape (n_rows,)
+    recording : ndarray of int32, shape (n_rows,)
+    valid : ndarray of bool, shape (n_rows,)
+    names : list of str
+    spec : FeatureSpec
+    recordings : list of dict
+    """
+
+    def __init__(self, path: str | Path, *, mmap: bool = True):
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.exists():
+            partial = self.path.with_name(self.path.name + ".partial")
+            hint = " (a build into it did not finish)" if partial.exists() else ""
+            raise NeuropaintError(f"{self.path} is not an EEG store: no manifest.json{hint}.")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise NeuropaintError(f"{manifest_path} is corrupt: {exc.msg}.") from None
+        if manifest.get("kind") != "neuropaint.eeg_store":
+            raise NeuropaintError(f"{self.path} is not an EEG store (kind "
+                                  f"{manifest.get('kind')!r}).")
+        if manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise NeuropaintError(
+                f"{self.path} has format version {manifest['format_version']}; this neuropaint "
+                f"reads up to {FORMAT_VERSION}: upgrade neuropaint.")
+        self.manifest = manifest
+        mode = "r" if mmap else None
+        arrays = {}
+        for key in _ARRAYS:
+            try:
+                arrays[key] = np.load(self.path / f"{key}.npy", mmap_mode=mode)
+            except (OSError, ValueError) as exc:
+                raise NeuropaintError(f"{self.path / (key + '.npy')} is missing or corrupt "
+                                      f"({exc}).") from None
+        n_rows = manifest["n_rows"]
+        if any(len(a) != n_rows for a in arrays.values()):
+            raise NeuropaintError(f"{self.path} is inconsistent: arrays do not all have "
+                                  f"{n_rows} rows.")
+        self.features = arrays["features"]
+        self.times = arrays["times"]
+        self.recording = arrays["recording"]
+        self.label_index = arrays["label"]
+        self.valid = arrays["valid"]
+        self.names: list[str] = list(manifest["feature_names"])
+        self.spec = FeatureSpec.model_validate(manifest["feature_spec"])
+        self.preprocess_config = PreprocessConfig.model_validate(manifest["preprocess_config"])
+        self.label_names: list[str] = list(manifest["labels"])
+        self.recordings: list[dict] = list(manifest["recordings"])
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """State label of each row as strings, shape (n_rows,)."""
+        return np.asarray(self.label_names, dtype=object)[self.label_index]
+
+    def rows(self, recordings: Sequence[int] | None = None, *, only_valid: bool = True
+             ) -> np.ndarray:
+        """Row indices of the given recordings (all when None), valid ones only by default."""
+        mask = np.ones(len(self), dtype=bool)
+        if recordings is not None:
+            mask &= np.isin(self.recording, np.asarray(recordings))
+        if only_valid:
+            mask &= self.valid
+        return np.flatnonzero(mask)
+
+    def split(self, test_fraction: float = 0.2, *, seed: int = 0, only_valid: bool = True
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Train and test row indices, split **by recording** (never within one).
+
+        At least one recording goes to each side when there are two or more; with a single
+        recording the split is impossible and that is an error, not a silent leak.
+        """
+        if not 0.0 < test_fraction < 1.0:
+            raise NeuropaintError(f"'test_fraction' must be between 0 and 1, got "
+                                  f"{test_fraction!r}.")
+        ids = np.arange(len(self.recordings))
+        if len(ids) < 2:
+            raise NeuropaintError("a split by recording needs at least 2 recordings, the "
+                                  "store has 1; add another session.")
+        order = np.random.default_rng(seed).permutation(ids)
+        n_test = min(len(ids) - 1, max(1, round(test_fraction * len(ids))))
+        test_ids, train_ids = np.sort(order[:n_test]), np.sort(order[n_test:])
+        return (self.rows(train_ids, only_valid=only_valid),
+                self.rows(test_ids, only_valid=only_valid))
+
+    def torch_dataset(self, rows: np.ndarray | None = None):
+        """A ``torch.utils.data.Dataset`` of ``(features float32 [F], label int64)`` pairs."""
+        import torch
+
+        rows = self.rows() if rows is None else np.asarray(rows)
+        features = torch.from_numpy(np.ascontiguousarray(self.features[rows]))
+        labels = torch.from_numpy(self.label_index[rows].astype(np.int64))
+        return torch.utils.data.TensorDataset(features, labels)
+
+    def summary(self) -> str:
+        lines = [
+            f"EEG store {self.path}",
+            f"rows: {len(self)} ({int(self.valid.sum())} valid), features: {len(self.names)}",
+            f"recordings: {len(self.recordings)}",
+        ]
+        for rec in self.recordings:
+            lines.append(f"  [{rec['id']}] {rec['session']}: {rec['n_rows']} rows, "
+                         f"{rec['sfreq']:g} Hz, {len(rec['ch_names'])} ch")
+        counts = np.bincount(self.label_index, minlength=len(self.label_names))
+        lines.append("labels: " + ", ".join(f"{n or '(none)'} {c}" for n, c in
+                                            zip(self.label_names, counts, strict=True)))
+        if self.manifest["skipped"]:
+            lines.append("skipped at build:")
+            lines += [f"  {s['path']}: {s['reason']}" for s in self.manifest["skipped"]]
+        return "\n".join(lines)
+
+
+def _load_config(path: str | None, model):
+    if path is None:
+        return model()
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"no such file: {file}")
+    try:
+        values = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise NeuropaintError(f"{file} is not valid JSON: {exc.msg} (line {exc.lineno}).")\
+            from None
+    return build_config(model, values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m datasets.eeg",
+        description="Build or inspect an EEG feature store (read -> clean -> features).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_build = sub.add_parser("build", help="build a store from EEG recordings")
+    p_build.add_argument("inputs", nargs="+", metavar="FILE... OUT",
+                         help="recordings (EDF, BDF, GDF, FIF, .vhdr, .set, XDF), then the "
+                         "output folder")
+    p_build.add_argument("--spec", help="FeatureSpec as JSON (default: FeatureSpec())")
+    p_build.add_argument("--preprocess", help="PreprocessConfig as JSON (default: defaults)")
+    p_build.add_argument("--stream", help="XDF only: the EEG stream's name or type")
+    p_build.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p_info = sub.add_parser("info", help="print a store's summary")
+    p_info.add_argument("store")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    if args.command == "info":
+        print(EEGStore(args.store).summary())
+        return 0
+    if len(args.inputs) < 2:
+        raise NeuropaintError("build needs at least one recording and the output folder.")
+    *files, out = args.inputs
+    report = build(files, out, spec=_load_config(args.spec, FeatureSpec),
+                   config=_load_config(args.preprocess, PreprocessConfig),
+                   stream=args.stream, overwrite=args.overwrite, progress=True)
+    print(f"{report['rows']} rows ({report['valid_rows']} valid) from "
+          f"{report['recordings_used']}/{report['recordings_in']} recordings -> {out}")
+    for item in report["skipped"]:
+        print(f"skipped {item['path']}: {item['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
