@@ -1,0 +1,270 @@
+"""``python -m gan.generate``: images, grids, interpolation videos and style-mixing grids.
+
+Examples
+--------
+python -m gan.generate runs/cpu64 --seeds 0-15 --trunc 0.7 --out out/      # images + grid
+python -m gan.generate runs/cpu64 --seeds 3,7,12 --interpolate --format gif --out out/
+python -m gan.generate runs/cpu64 --mix --rows 0-3 --cols 10-14 --out out/
+python -m gan.generate runs/cpu64 --w latents.npy --out out/
+
+Interpolation goes seed to seed and loops: spherical in Z (slerp, since Gaussian latents live
+near a sphere) or linear in W (``--space w``, after truncation), as the StyleGAN papers do.
+The style-mixing grid follows the StyleGAN paper's figure: each cell takes the row seed's
+styles and replaces the coarse (4-8 px), middle (16-32 px) or fine (64 px and up) ones with
+the column seed's. For the seeds' DCGAN, each image's "validity" (the discriminator's score)
+is printed, as those projects did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan.checkpoint import load_generator, load_network
+from gan.train import image_grid, to_uint8
+from neuropaint.atomic import atomic_path
+from neuropaint.logs import run_cli, setup_logging
+from neuropaint.validate import NeuropaintError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("gif", "webp", "frames", "mp4")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                if high < low:
+                    raise ValueError
+                seeds.extend(range(low, high + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise NeuropaintError(f"'--seeds' must look like '0-15' or '1,5,9', got {text!r}.") \
+            from None
+    if not seeds or min(seeds) < 0:
+        raise NeuropaintError(f"'--seeds' must name non-negative seeds, got {text!r}.")
+    return seeds
+
+
+def seed_z(G: torch.nn.Module, seeds: Sequence[int]) -> torch.Tensor:
+    """The latent of each seed: the same seed always gives the same z (float32 [N, z_dim])."""
+    return torch.from_numpy(np.stack([
+        np.random.RandomState(seed).standard_normal(G.z_dim) for seed in seeds
+    ]).astype(np.float32))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between latents (shape [..., D])."""
+    a_n = a / a.norm(dim=-1, keepdim=True)
+    b_n = b / b.norm(dim=-1, keepdim=True)
+    omega = torch.arccos((a_n * b_n).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+@torch.no_grad()
+def render_ws(G: torch.nn.Module, ws: torch.Tensor, *, batch: int = 8,
+              noise_mode: str = "const") -> np.ndarray:
+    """uint8 images [N, H, W, 3] from ws [N, num_ws, w_dim]."""
+    return np.concatenate([to_uint8(G.synthesis(ws[i : i + batch], noise_mode=noise_mode))
+                           for i in range(0, len(ws), batch)])
+
+
+@torch.no_grad()
+def render_z(G: torch.nn.Module, z: torch.Tensor, *, truncation_psi: float = 1.0,
+             batch: int = 8, noise_mode: str = "const") -> np.ndarray:
+    """uint8 images [N, H, W, 3] from z [N, z_dim]."""
+    out = []
+    for i in range(0, len(z), batch):
+        out.append(to_uint8(G(z[i : i + batch], None, truncation_psi=truncation_psi,
+                              noise_mode=noise_mode)))
+    return np.concatenate(out)
+
+
+def interpolation_frames(G: torch.nn.Module, seeds: Sequence[int], *, frames: int = 30,
+                         space: str = "z", truncation_psi: float = 1.0) -> np.ndarray:
+    """A looping walk through the seeds' latents: ``frames`` frames per transition."""
+    if len(seeds) < 2:
+        raise NeuropaintError("interpolation needs at least 2 seeds, e.g. --seeds 1,2,3.")
+    z = seed_z(G, seeds)
+    keys = [*range(len(seeds)), 0]  # loop back to the first seed
+    steps = [(keys[i], keys[i + 1], t / frames) for i in range(len(seeds))
+             for t in range(frames)]
+    if space == "w":
+        if not hasattr(G, "mapping"):
+            raise NeuropaintError("--space w needs a StyleGAN2 generator; this one has no W.")
+        with torch.no_grad():
+            ws = G.mapping(z, None, truncation_psi=truncation_psi)  # [S, num_ws, w_dim]
+        path = torch.stack([ws[a].lerp(ws[b], t) for a, b, t in steps])
+        return render_ws(G, path)
+    path = torch.stack([slerp(z[a], z[b], t) for a, b, t in steps])
+    return render_z(G, path, truncation_psi=truncation_psi)
+
+
+LAYER_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
+
+
+def mixing_grid(G: torch.nn.Module, row_seeds: Sequence[int], col_seeds: Sequence[int], *,
+                layers: str = "coarse", truncation_psi: float = 1.0) -> np.ndarray:
+    """The StyleGAN paper's style-mixing figure as one uint8 picture."""
+    if not hasattr(G, "mapping"):
+        raise NeuropaintError("--mix needs a StyleGAN2 generator; this one has no W space.")
+    if layers not in LAYER_GROUPS:
+        raise NeuropaintError(f"'--layers' must be one of {', '.join(LAYER_GROUPS)}, got "
+                              f"{layers!r}.")
+    low, high = LAYER_GROUPS[layers]
+    # ws index i feeds resolution 4 * 2 ** ((i + 1) // 2) (two per block, plus toRGB).
+    res_of_ws = [4 * 2 ** ((i + 1) // 2) for i in range(G.num_ws)]
+    picked = torch.tensor([low <= r <= high for r in res_of_ws])
+    with torch.no_grad():
+        row_ws = G.mapping(seed_z(G, row_seeds), None, truncation_psi=truncation_psi)
+        col_ws = G.mapping(seed_z(G, col_seeds), None, truncation_psi=truncation_psi)
+    row_img = render_ws(G, row_ws)
+    col_img = render_ws(G, col_ws)
+    h, w = row_img.shape[1:3]
+    canvas = np.full(((len(row_seeds) + 1) * h, (len(col_seeds) + 1) * w, 3), 255, np.uint8)
+    for j, img in enumerate(col_img):
+        canvas[:h, (j + 1) * w : (j + 2) * w] = img
+    for i, img in enumerate(row_img):
+        canvas[(i + 1) * h : (i + 2) * h, :w] = img
+        mixed = row_ws[i : i + 1].repeat(len(col_seeds), 1, 1)
+        mixed[:, picked] = col_ws[:, picked]
+        for j, cell in enumerate(render_ws(G, mixed)):
+            canvas[(i + 1) * h : (i + 2) * h, (j + 1) * w : (j + 2) * w] = cell
+    return canvas
+
+
+def save_png(image: np.ndarray, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path
+
+
+def save_animation(frames: np.ndarray, out: Path, fmt: str, fps: int) -> Path:
+    """Frames as an animated GIF/WebP, PNG files, or an mp4 (when ffmpeg is installed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "frames":
+        for i, frame in enumerate(frames):
+            save_png(frame, out / f"frame{i:05d}.png")
+        return out
+    if fmt == "mp4":
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise NeuropaintError("mp4 needs ffmpeg, which is not installed; use --format gif, "
+                                  "webp or frames (or install ffmpeg).")
+        path = out / "interpolation.mp4"
+        h, w = frames.shape[1:3]
+        with atomic_path(path) as tmp:
+            cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                   "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-pix_fmt", "yuv420p",
+                   "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", str(tmp)]
+            subprocess.run(cmd, input=frames.tobytes(), check=True)
+        return path
+    path = out / f"interpolation.{fmt}"
+    images = [Image.fromarray(f) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format=fmt.upper(), save_all=True, append_images=images[1:],
+                       duration=max(1, round(1000 / fps)), loop=0)
+    return path
+
+
+@torch.no_grad()
+def validity(D: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """The discriminator's sigmoid score of uint8 images (the seeds' "validity")."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return torch.sigmoid(D(x, None)).flatten().numpy()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gan.generate",
+        description="Render images, grids, interpolations and style-mixing grids from a "
+        "trained generator (a snapshot folder or a run folder).",
+    )
+    parser.add_argument("checkpoint", help="snapshot folder, or a run folder (its latest)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 1,5,9")
+    parser.add_argument("--trunc", type=float, default=1.0, help="truncation psi")
+    parser.add_argument("--no-ema", action="store_true", help="use G instead of G_ema")
+    parser.add_argument("--interpolate", action="store_true", help="seed-to-seed walk")
+    parser.add_argument("--space", choices=["z", "w"], default="z",
+                        help="interpolate in Z (slerp) or W (lerp)")
+    parser.add_argument("--frames", type=int, default=30, help="frames per transition")
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--format", choices=FORMATS, default="gif")
+    parser.add_argument("--mix", action="store_true", help="style-mixing grid")
+    parser.add_argument("--rows", default="0-3", help="row seeds of the mixing grid")
+    parser.add_argument("--cols", default="10-14", help="column seeds of the mixing grid")
+    parser.add_argument("--layers", default="coarse", choices=list(LAYER_GROUPS),
+                        help="which styles the column seeds give")
+    parser.add_argument("--w", type=Path, help=".npy of ws [N, num_ws, w_dim] or w [N, w_dim]")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    out = Path(args.out)
+    G = load_generator(args.checkpoint, ema=not args.no_ema)
+
+    if args.mix:
+        picture = mixing_grid(G, parse_seeds(args.rows), parse_seeds(args.cols),
+                              layers=args.layers, truncation_psi=args.trunc)
+        print(f"mixing grid: {save_png(picture, out / f'mixing_{args.layers}.png')}")
+        return 0
+    if args.interpolate:
+        if args.frames < 1:
+            raise NeuropaintError(f"'--frames' must be at least 1, got {args.frames}.")
+        frames = interpolation_frames(G, parse_seeds(args.seeds), frames=args.frames,
+                                      space=args.space, truncation_psi=args.trunc)
+        print(f"interpolation: {save_animation(frames, out, args.format, args.fps)}")
+        return 0
+    if args.w is not None:
+        if not hasattr(G, "mapping"):
+            raise NeuropaintError("--w needs a StyleGAN2 generator; this one has no W space.")
+        try:
+            w = torch.from_numpy(np.load(args.w, allow_pickle=False)).float()
+        except (OSError, ValueError) as exc:
+            raise NeuropaintError(f"cannot read {args.w} as a .npy array ({exc}).") from None
+        if w.ndim == 2:
+            w = w[:, None, :].repeat(1, G.num_ws, 1)
+        if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
+            raise NeuropaintError(f"{args.w} must hold ws [N, {G.num_ws}, {G.w_dim}] or w "
+                                  f"[N, {G.w_dim}], got {list(w.shape)}.")
+        images = render_ws(G, w)
+        for i, img in enumerate(images):
+            save_png(img, out / f"w{i:04d}.png")
+        save_png(image_grid(images), out / "grid.png")
+        print(f"{len(images)} images from {args.w} -> {out}")
+        return 0
+
+    seeds = parse_seeds(args.seeds)
+    images = render_z(G, seed_z(G, seeds), truncation_psi=args.trunc)
+    scores = None
+    try:
+        scores = validity(load_network(args.checkpoint, "D"), images)
+    except NeuropaintError:
+        logger.info("no discriminator in %s: no validity scores", args.checkpoint)
+    for i, (seed, img) in enumerate(zip(seeds, images, strict=True)):
+        save_png(img, out / f"seed{seed:04d}.png")
+        if scores is not None:
+            print(f"seed {seed}: validity {scores[i]:.3f}")
+    grid = save_png(image_grid(images, cols=math.ceil(math.sqrt(len(images)))),
+                    out / "grid.png")
+    print(f"{len(images)} images and {grid}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,187 @@
+"""gan.train: real (tiny) training runs on procedural paintings, resume, failures, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan.checkpoint import load_generator, load_state, read_config, resolve_snapshot
+from gan.presets import get_preset, list_presets
+from gan.train import TrainConfig, Trainer, TrainingDiverged, main
+from neuropaint.logs import run_cli
+from neuropaint.validate import NeuropaintError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _config(store, out, **kwargs) -> TrainConfig:
+    values = {"data": str(store), "out": str(out), "preset": "tiny", "kimg": 0.064,
+              "snapshot_kimg": 0.032, "tick_kimg": 0.016, "device": "cpu", "aug_p": 0.1}
+    values.update(kwargs)
+    return TrainConfig(**values)
+
+
+def test_presets_registry_lists_names_and_refuses_unknown_ones():
+    names = list_presets()
+    assert {"tiny", "cpu64", "paper256", "paper512", "paper1024", "dcgan64"} <= set(names)
+    with pytest.raises(NeuropaintError, match=r"unknown preset 'huge'; valid presets: tiny"):
+        get_preset("huge")
+    assert get_preset("paper256").gamma == 1.0
+    assert get_preset("tiny", batch=4).batch == 4
+
+
+def test_tiny_run_writes_snapshots_stats_grid_and_plot(paintings_store, tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(_config(paintings_store, run))
+    last = trainer.train()
+    assert last == resolve_snapshot(run)
+    snapshots = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert snapshots == ["000000000032", "000000000064"]
+    for name in ("config.json", "G.safetensors", "D.safetensors", "G_ema.safetensors",
+                 "state.pt", "grid.png"):
+        assert (last / name).exists(), name
+    lines = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert [round(x["kimg"], 3) for x in lines] == [0.016, 0.032, 0.048, 0.064]
+    assert all(torch.isfinite(torch.tensor(x["loss_d"])) for x in lines)
+    assert (run / "training.png").exists()
+    config = read_config(run)
+    assert config["preset"]["name"] == "tiny" and config["stats"]["kimg"] == 0.064
+    G = load_generator(run)
+    img = G(torch.randn(2, G.z_dim), None)
+    assert img.shape == (2, 3, 16, 16)
+
+
+def test_resume_continues_the_run_exactly(paintings_store, tmp_path):
+    full = tmp_path / "full"
+    Trainer(_config(paintings_store, full)).train()
+    # A second run that stopped at the first snapshot, then resumes.
+    half = tmp_path / "half"
+    Trainer(_config(paintings_store, half, kimg=0.032)).train()
+    resumed = Trainer(_config(paintings_store, half, resume="auto"))
+    assert resumed.counters.nimg == 32
+    resumed.train()
+    full_state = load_state(full)
+    half_state = load_state(half)
+    assert full_state["nimg"] == half_state["nimg"] == 64
+    from safetensors.torch import load_file
+
+    for name in ("G", "D", "G_ema"):
+        a = load_file(str(resolve_snapshot(full) / f"{name}.safetensors"))
+        b = load_file(str(resolve_snapshot(half) / f"{name}.safetensors"))
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}.{key}")
+    assert full_state["ada"]["p"] == half_state["ada"]["p"]
+    lines = [json.loads(x)["kimg"] for x in (half / "stats.jsonl").read_text().splitlines()]
+    assert [round(k, 3) for k in lines] == [0.016, 0.032, 0.048, 0.064]
+
+
+def test_resume_with_another_preset_is_refused(paintings_store, tmp_path):
+    run = tmp_path / "run"
+    Trainer(_config(paintings_store, run, kimg=0.016, snapshot_kimg=0.016)).train()
+    with pytest.raises(NeuropaintError, match=r"holds a different G than preset 'tiny32'"):
+        Trainer(_config(paintings_store, run, preset="tiny32", resume="auto"))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_snapshot(paintings_store, tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(_config(paintings_store, run, kimg=0.032, snapshot_kimg=0.016))
+    trainer.train()
+    good = resolve_snapshot(run)
+    trainer.cfg.kimg = 0.064
+    with torch.no_grad():
+        next(trainer.G.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan; training stopped"):
+        trainer.train()
+    assert resolve_snapshot(run) == good
+    assert torch.isfinite(next(load_generator(run).parameters())).all()
+
+
+def test_discriminator_collapse_is_reported(paintings_store, tmp_path, caplog):
+    trainer = Trainer(_config(paintings_store, tmp_path / "run", collapse_steps=5))
+    for _ in range(5):
+        trainer.watch_collapse(1e-5)
+    assert trainer.counters.collapse_reported
+    assert "discriminator collapse" in caplog.text
+    trainer.watch_collapse(0.5)
+    assert trainer.counters.collapse_run == 0
+
+
+def test_store_resolution_must_fit_the_preset(paintings_store, tmp_path):
+    with pytest.raises(NeuropaintError, match=r"tiles are 32 px and the preset trains at 64"):
+        Trainer(_config(paintings_store, tmp_path / "run", preset="cpu64"))
+
+
+def test_larger_tiles_are_downsampled_to_the_preset(paintings_store, tmp_path):
+    trainer = Trainer(_config(paintings_store, tmp_path / "run"))  # 32 px store, 16 px preset
+    assert trainer.data.batch(4).shape == (4, 3, 16, 16)
+
+
+def test_dcgan_trains_in_the_same_loop(paintings_store, tmp_path):
+    run = tmp_path / "dcgan"
+    trainer = Trainer(_config(paintings_store, run, preset="dcgan_tiny", aug="none"))
+    trainer.train()
+    config = read_config(run)
+    assert config["networks"]["G"]["class"] == "DCGANGenerator"
+    G = load_generator(run)
+    assert G(torch.randn(2, G.z_dim), None).shape == (2, 3, 16, 16)
+
+
+def test_cli_trains_and_reports_one_line_errors(paintings_store, tmp_path, capsys):
+    run = tmp_path / "cli"
+    assert main(["--data", str(paintings_store), "--out", str(run), "--kimg", "0.016",
+                 "--snap", "0.016", "--device", "cpu", "-q"]) == 0
+    assert "latest snapshot" in capsys.readouterr().out
+    assert run_cli(main, ["--data", str(paintings_store), "--out", str(run), "--preset",
+                          "nope", "-q"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    assert run_cli(main, ["--data", str(paintings_store), "--out", str(run), "--aug",
+                          "fixed", "-q"]) == 2
+    assert "'--aug fixed' needs a probability" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_leaves_a_resumable_run(paintings_store, tmp_path):
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "gan.train", "--data", str(paintings_store), "--out", str(run),
+           "--kimg", "100", "--snap", "0.016", "--device", "cpu", "-q"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            snaps = list((run / "snapshots").glob("0*")) if (run / "snapshots").exists() else []
+            if len([s for s in snaps if not s.name.endswith(".partial")]) >= 3:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    latest = resolve_snapshot(run)
+    state = load_state(latest)
+    resumed = Trainer(_config(paintings_store, run, kimg=state["nimg"] / 1000 + 0.016,
+                              resume="auto"))
+    assert resumed.counters.nimg == state["nimg"]
+    resumed.train()
+    assert load_state(run)["nimg"] == state["nimg"] + 16
+
+
+@pytest.mark.slow
+def test_two_processes_stay_in_sync_under_torchrun(paintings_store, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(29500 + os.getpid() % 1000),
+           str(REPO / "tests" / "gan" / "ddp_worker.py"), str(paintings_store), str(tmp_path)]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rank0 = (tmp_path / "rank0.txt").read_text().split()
+    rank1 = (tmp_path / "rank1.txt").read_text().split()
+    assert rank0 == rank1  # same weights, same augmentation p, same image count
+    assert rank0[2] == "48"
