@@ -74,11 +74,15 @@ def _check_c(c: torch.Tensor | None, c_dim: int, n: int) -> torch.Tensor | None:
     """The conditioning vector ``[N, c_dim]``, or None for an unconditional network."""
     if c_dim == 0:
         if c is not None and c.numel() != 0:
-            raise NeuropaintError(f"this network is unconditional (c_dim=0), got c {list(c.shape)}.")
+            raise NeuropaintError(
+                f"this network is unconditional (c_dim=0), got c {list(c.shape)}."
+            )
         return None
     if c is None or list(c.shape) != [n, c_dim]:
         got = None if c is None else list(c.shape)
-        raise NeuropaintError(f"c must be [{n}, {c_dim}] for this network (c_dim={c_dim}), got {got}.")
+        raise NeuropaintError(
+            f"c must be [{n}, {c_dim}] for this network (c_dim={c_dim}), got {got}."
+        )
     return c
 
 
@@ -173,7 +177,8 @@ class DCGANGenerator(nn.Module):
             "batch_norm": bool(batch_norm), "c_dim": self.c_dim, "kernel_size": int(kernel_size),
         }
         self.base_channels = int(base_channels)
-        self.fc = nn.Linear(self.z_dim + self.c_dim, 4 * 4 * self.base_channels, bias=not batch_norm)
+        self.fc = nn.Linear(self.z_dim + self.c_dim, 4 * 4 * self.base_channels,
+                            bias=not batch_norm)
         self.fc_norm = nn.BatchNorm2d(self.base_channels) if batch_norm else nn.Identity()
         self.block_resolutions = [2**i for i in range(3, int(math.log2(img_resolution)) + 1)]
         in_ch = self.base_channels

@@ -648,7 +648,9 @@ def load_inception(
     path = Path(path)
     check_option(input_range, "input_range", INPUT_RANGES)
     if not path.is_file():
-        raise NeuropaintError(f"'inception' file not found: '{path}' (expected {EXPECTED_INCEPTION}).")
+        raise NeuropaintError(
+            f"'inception' file not found: '{path}' (expected {EXPECTED_INCEPTION})."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated.

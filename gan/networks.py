@@ -12,7 +12,8 @@ At 256 px with ``channel_base=16384``, ``channel_max=512``, 8 mapping layers and
 original implementation; ``tests/gan/test_networks.py`` holds this.
 
 Each network keeps its constructor arguments in ``init_kwargs``, a JSON-serialisable dict, so
-that a checkpoint's ``config.json`` rebuilds it without pickled code: ``type(net)(**net.init_kwargs)``.
+that a checkpoint's ``config.json`` rebuilds it without pickled code:
+``type(net)(**net.init_kwargs)``.
 
 Forward passes take ``reference=True`` to run every op through its plain reference twin (see
 :mod:`gan.ops`); the default fast path is what training and rendering use.
@@ -63,7 +64,8 @@ def _check_resolution(value: object, name: str = "img_resolution") -> int:
     value = check_int(value, name)
     if not MIN_RESOLUTION <= value <= MAX_RESOLUTION or value & (value - 1):
         raise NeuropaintError(
-            f"'{name}' must be a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {value}."
+            f"'{name}' must be a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}, "
+            f"got {value}."
         )
     return value
 
@@ -118,15 +120,18 @@ def _block_dtype(use_fp16: bool, force_fp32: bool, device: torch.device) -> torc
     return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
 
 
-def _memory_format(device: torch.device, dtype: torch.dtype) -> torch.memory_format:
-    # Channels-last is faster on CPU at every layer shape measured (oneDNN's native layout),
-    # and on CUDA for fp16 (tensor cores); fp32 on CUDA keeps the default.
-    if device.type == "cpu" or dtype == torch.float16:
+def _memory_format(
+    device: torch.device, dtype: torch.dtype, grouped: bool = False
+) -> torch.memory_format:
+    # Channels-last is oneDNN's native layout: faster on CPU at every layer shape measured
+    # (up to 2.4x for wide, shallow layers); on CUDA it pays with fp16 (tensor cores). A grouped
+    # convolution over the batch needs the batch folded into channels, so it keeps the default.
+    if (device.type == "cpu" or dtype == torch.float16) and not grouped:
         return torch.channels_last
     return torch.contiguous_format
 
 
-# -- mapping ----------------------------------------------------------------------------------------
+# -- mapping --------------------------------------------------------------------------------
 
 class MappingNetwork(nn.Module):
     """z (and an optional conditioning vector c) -> w, broadcast to ``num_ws`` copies.
@@ -158,7 +163,7 @@ class MappingNetwork(nn.Module):
         self.c_dim = check_int(c_dim, "c_dim", minimum=0)
         self.w_dim = check_int(w_dim, "w_dim", minimum=1)
         if self.z_dim + self.c_dim == 0:
-            raise NeuropaintError("'z_dim' and 'c_dim' cannot both be 0: the mapping needs an input.")
+            raise NeuropaintError("'z_dim' and 'c_dim' cannot both be 0: the mapping needs input.")
         self.num_ws = None if num_ws is None else check_int(num_ws, "num_ws", minimum=1)
         self.num_layers = check_int(num_layers, "num_layers", minimum=1)
         check_positive(lr_multiplier, "lr_multiplier")
@@ -174,7 +179,7 @@ class MappingNetwork(nn.Module):
             check_int(embed_features, "embed_features", minimum=1)
         check_int(layer_features, "layer_features", minimum=1)
 
-        features = [self.z_dim + embed_features] + [layer_features] * (num_layers - 1) + [self.w_dim]
+        features = [self.z_dim + embed_features, *[layer_features] * (num_layers - 1), self.w_dim]
         if self.c_dim > 0:
             self.embed = FullyConnectedLayer(self.c_dim, embed_features)
         for idx in range(num_layers):
@@ -209,11 +214,15 @@ class MappingNetwork(nn.Module):
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim > 0:
             if c is None:
-                raise NeuropaintError(f"'c' is required: this network is conditioned (c_dim={self.c_dim}).")
+                raise NeuropaintError(
+                    f"'c' is required: this network is conditioned (c_dim={self.c_dim})."
+                )
             assert_shape(c, [None if not parts else parts[0].shape[0], self.c_dim], "c")
             parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
         elif c is not None and c.numel() > 0:
-            raise NeuropaintError(f"'c' was given, but this network is unconditioned (c_dim=0): got {list(c.shape)}.")
+            raise NeuropaintError(
+                f"'c' was given, but this network is unconditioned (c_dim=0): got {list(c.shape)}."
+            )
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
@@ -226,7 +235,7 @@ class MappingNetwork(nn.Module):
         x = x.unsqueeze(1).expand(-1, self.num_ws, -1)  # [N, num_ws, w_dim]
         if truncation_psi != 1:
             if self.w_avg is None:
-                raise NeuropaintError("truncation needs 'w_avg', which this mapping does not track.")
+                raise NeuropaintError("truncation needs 'w_avg', which this mapping lacks.")
             cutoff = self.num_ws if truncation_cutoff is None else check_int(
                 truncation_cutoff, "truncation_cutoff", minimum=0
             )
@@ -239,7 +248,7 @@ class MappingNetwork(nn.Module):
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
 
 
-# -- synthesis --------------------------------------------------------------------------------------
+# -- synthesis ------------------------------------------------------------------------------
 
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution (optionally upsampling), noise, bias and lrelu."""
@@ -267,26 +276,40 @@ class SynthesisLayer(nn.Module):
         self.act_gain = math.sqrt(2)
         self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        shape = [out_channels, in_channels, kernel_size, kernel_size]
+        self.weight = nn.Parameter(torch.randn(shape))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         if use_noise:
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
-        self._weight_sq_cache: tuple | None = None
+        self._cache: tuple | None = None
 
-    def _weight_sq(self) -> torch.Tensor | None:
-        """``weight.square().sum([2, 3])`` ``[O, I]``, cached while the weight is unchanged.
+    def _prepared(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The weight in the layout its shared convolution takes, and ``sum_k w^2`` ``[O, I]``.
 
-        Only outside autograd (rendering); the key is the tensor's storage and version counter,
-        which every in-place update (optimiser step, ``load_state_dict``) bumps.
+        Outside autograd (rendering) both are cached while the weight is unchanged.
+        Channels-last activations want channels-last weights, and oneDNN would otherwise copy
+        the weight on every call, which at low resolution costs as much as the convolution.
+        The cache is checked against the weight's storage, its version counter (bumped by
+        every in-place update: optimiser steps, ``load_state_dict``, EMA ``copy_``) and a
+        sample of its values (which also catches writes through ``.data``, invisible to the
+        version counter). Under autograd the plain weight goes in.
         """
         w = self.weight
         if torch.is_grad_enabled() and w.requires_grad:
-            return None
+            return w, None
+        w = w.detach()
+        flat = w.reshape(-1)
+        probe = flat[:: max(flat.numel() // 16, 1)]  # 16 or so values spread over the weight
         key = (w.data_ptr(), w._version, w.device, w.dtype)
-        if self._weight_sq_cache is None or self._weight_sq_cache[0] != key:
-            self._weight_sq_cache = (key, w.detach().square().sum(dim=[2, 3]))
-        return self._weight_sq_cache[1]
+        cache = self._cache
+        if cache is None or cache[0] != key or not torch.equal(cache[1], probe):
+            if self.up == 1:
+                laid_out = w.contiguous(memory_format=torch.channels_last)
+            else:  # conv_transpose2d reads w.transpose(0, 1): make that one channels-last
+                laid_out = w.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)  # [O, I, kh, kw]
+            cache = self._cache = (key, probe.clone(), laid_out, w.square().sum(dim=[2, 3]))
+        return cache[2], cache[3]
 
     def _noise(self, x: torch.Tensor, noise_mode: str) -> torch.Tensor | None:
         if not self.use_noise or noise_mode == "none":
@@ -297,7 +320,19 @@ class SynthesisLayer(nn.Module):
         shape = [N, 1, self.resolution, self.resolution]
         return torch.randn(shape, device=x.device, dtype=x.dtype) * self.noise_strength.to(x.dtype)
 
-    def forward(self, x, w, noise_mode="random", fused_modconv=True, reference=False):
+    def weight_is_smaller(self) -> bool:
+        """Is this layer's weight smaller than one sample's input and output activations?
+
+        Then modulating the weight (fused) costs less memory traffic than scaling the
+        activations before and after a shared convolution; at low resolutions it is the reverse.
+        """
+        in_res = self.resolution // self.up
+        acts = self.in_channels * in_res**2 + self.out_channels * self.resolution**2
+        return self.weight.numel() <= acts
+
+    def forward(self, x, w, noise_mode="random", fused_modconv=None, reference=False):
+        if fused_modconv is None:
+            fused_modconv = x.shape[0] == 1 and self.weight_is_smaller()
         styles = self.affine(w)  # [N, I]
         noise = self._noise(x, noise_mode)
         bias = self.bias.to(x.dtype)
@@ -312,10 +347,12 @@ class SynthesisLayer(nn.Module):
         # lrelu(v) * g == lrelu(v * g) for g > 0: the gain rides in the demodulation
         # coefficients, the bias in the convolution, and only noise and lrelu are left.
         g = self.act_gain
+        weight, weight_sq = self._prepared()
+        on_cpu = x.device.type == "cpu"
         x = modulated_conv2d(
-            x, self.weight, styles, up=self.up, padding=self.padding,
-            resample_filter=self.resample_filter, fused=fused_modconv, gain=g, bias=bias * g,
-            weight_sq=self._weight_sq(),
+            x, self.weight if fused_modconv or not on_cpu else weight, styles, up=self.up,
+            padding=self.padding, resample_filter=self.resample_filter, fused=fused_modconv,
+            gain=g, bias=bias * g, weight_sq=weight_sq,
         )
         if noise is not None:
             x = x.add_(noise * g)
@@ -342,18 +379,23 @@ class ToRGBLayer(nn.Module):
         super().__init__()
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        shape = [out_channels, in_channels, kernel_size, kernel_size]
+        self.weight = nn.Parameter(torch.randn(shape))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         # Without demodulation the equalised-lr gain must be applied; it rides on the styles.
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
 
-    def forward(self, x, w, fused_modconv=True, reference=False):
+    def forward(self, x, w, fused_modconv=None, reference=False):
+        if fused_modconv is None:
+            fused_modconv = x.shape[0] == 1  # the weight is always the smaller here
         styles = self.affine(w) * self.weight_gain  # [N, I]
         bias = self.bias.to(x.dtype)
         if reference:
             x = modulated_conv2d_reference(x, self.weight.to(x.dtype), styles, demodulate=False)
             return bias_act_reference(x, bias, clamp=self.conv_clamp)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv, bias=bias)
+        x = modulated_conv2d(
+            x, self.weight, styles, demodulate=False, fused=fused_modconv, bias=bias
+        )
         return bias_act(x, None, clamp=self.conv_clamp, inplace=True)
 
 
@@ -392,13 +434,18 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.num_torgb = 1
 
-    def forward(self, x, img, ws, noise_mode="random", fused_modconv=True, reference=False,
+    def per_sample_is_faster(self) -> bool:
+        """On CPU, run this block one sample at a time (see :meth:`SynthesisNetwork.forward`)."""
+        return self.conv1.weight_is_smaller()
+
+    def forward(self, x, img, ws, noise_mode="random", fused_modconv=None, reference=False,
                 force_fp32=False):
         ws = ws.unbind(dim=1)  # num_conv + num_torgb tensors [N, w_dim]
+        N = ws[0].shape[0]
         dtype = _block_dtype(self.use_fp16, force_fp32, ws[0].device)
-        fmt = _memory_format(ws[0].device, dtype)
+        grouped = fused_modconv is True and N > 1 and not reference
+        fmt = _memory_format(ws[0].device, dtype, grouped=grouped)
         if self.in_channels == 0:
-            N = ws[0].shape[0]
             x = self.const.to(dtype).unsqueeze(0).expand(N, -1, -1, -1)  # [N, C, 4, 4]
             x = x.contiguous(memory_format=fmt)
         else:
@@ -424,12 +471,12 @@ class SynthesisNetwork(nn.Module):
     def __init__(
         self,
         w_dim: int,                                      # Intermediate latent (W) dimensionality.
-        img_resolution: int,                             # Output resolution, a power of 2 (16-1024).
+        img_resolution: int,                             # Output resolution, power of 2, 16-1024.
         img_channels: int,                               # Number of output colour channels.
-        channel_base: int = 32768,                       # Feature maps: channel_base // resolution...
+        channel_base: int = 32768,                       # Channels: channel_base // resolution,
         channel_max: int = 512,                          # ...capped at channel_max.
-        num_fp16_res: int = 0,                           # Highest resolutions run in fp16 (CUDA only).
-        conv_clamp: float | None = None,                 # Clamp convolution outputs to ±this (fp16).
+        num_fp16_res: int = 0,                           # Top resolutions in fp16 (CUDA only).
+        conv_clamp: float | None = None,                 # Clamp conv outputs to ±this (fp16).
         resample_filter: Sequence[float] = (1, 3, 3, 1), # Low-pass filter for upsampling.
     ):
         super().__init__()
@@ -460,28 +507,49 @@ class SynthesisNetwork(nn.Module):
             setattr(self, f"b{res}", block)
         self.num_ws += 1  # the last toRGB; every other one shares the next block's first w
 
-    def forward(self, ws, noise_mode="random", fused_modconv=None, reference=False, force_fp32=False):
+    def forward(
+        self, ws, noise_mode="random", fused_modconv=None, reference=False, force_fp32=False
+    ):
         """Render ``ws`` ``[N, num_ws, w_dim]`` to float images ``[N, img_channels, H, W]``.
 
         ``noise_mode``: 'random' (fresh noise), 'const' (the stored noise maps: deterministic),
-        'none'. ``fused_modconv``: None picks the fastest form (see :func:`auto_fused_modconv`),
-        True/False force it; ``reference=True`` runs the plain reference twins of every op.
+        'none'. ``fused_modconv``: True/False force one form of modulated convolution (see
+        :func:`gan.ops.modulated_conv2d`); None (the default) picks the faster one per layer:
+        at batch 1 by comparing weight and activation sizes; for a batch on CPU the
+        low-resolution blocks run batched with shared weights and the high-resolution ones one
+        sample at a time (their activations then stay in cache); on CUDA, as in the original,
+        fused for inference and shared for training. ``reference=True`` runs the plain
+        reference twin of every op.
         """
         assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         check_option(noise_mode, "noise_mode", NOISE_MODES)
         ws = ws.to(torch.float32)
-        if fused_modconv is None:
-            fused_modconv = auto_fused_modconv(ws.shape[0], self.training)
+        N = ws.shape[0]
+        split = fused_modconv is None and N > 1 and ws.device.type == "cpu" and not reference
+        if fused_modconv is None and N > 1 and not split:
+            fused_modconv = ws.device.type == "cuda" and not self.training
+        kwargs = dict(noise_mode=noise_mode, reference=reference, force_fp32=force_fp32)
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
-            x, img = block(
-                x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
-                reference=reference, force_fp32=force_fp32,
-            )
+            if split and block.per_sample_is_faster():
+                if not isinstance(x, list):
+                    x = [None] * N if x is None else list(x.split(1))
+                    img = [None] * N if img is None else list(img.split(1))
+                for n in range(N):
+                    w_n = block_ws[n : n + 1]
+                    x[n], img[n] = block(x[n], img[n], w_n, fused_modconv=None, **kwargs)
+            else:
+                if isinstance(x, list):
+                    x = torch.cat(x)
+                    img = torch.cat(img)
+                fused = False if split else fused_modconv
+                x, img = block(x, img, block_ws, fused_modconv=fused, **kwargs)
+        if isinstance(img, list):
+            img = torch.cat(img)
         return img.contiguous()
 
     def extra_repr(self) -> str:
@@ -489,11 +557,6 @@ class SynthesisNetwork(nn.Module):
             f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
             f"img_channels={self.img_channels}"
         )
-
-
-def auto_fused_modconv(batch_size: int, training: bool) -> bool:
-    """The faster modulated-convolution form, measured on CPU (see the module notes)."""
-    return batch_size == 1 or not training
 
 
 class Generator(nn.Module):
@@ -514,10 +577,12 @@ class Generator(nn.Module):
         synthesis_kwargs = _check_kwargs(synthesis_kwargs, SynthesisNetwork, "synthesis_kwargs")
         for fixed in ("z_dim", "c_dim", "w_dim", "num_ws"):
             if fixed in mapping_kwargs:
-                raise NeuropaintError(f"'mapping_kwargs' must not set {fixed!r}: the Generator does.")
+                raise NeuropaintError(f"'mapping_kwargs' must not set {fixed!r}: Generator does.")
         for fixed in ("w_dim", "img_resolution", "img_channels"):
             if fixed in synthesis_kwargs:
-                raise NeuropaintError(f"'synthesis_kwargs' must not set {fixed!r}: the Generator does.")
+                raise NeuropaintError(
+                    f"'synthesis_kwargs' must not set {fixed!r}: the Generator does."
+                )
         self.init_kwargs = _jsonable(dict(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
             img_channels=img_channels, mapping_kwargs=mapping_kwargs,
@@ -542,7 +607,7 @@ class Generator(nn.Module):
         update_emas: bool = False,
         **synthesis_kwargs,
     ) -> torch.Tensor:
-        """z ``[N, z_dim]`` (and c ``[N, c_dim]``) -> image ``[N, img_channels, H, W]`` in ~[-1, 1]."""
+        """z ``[N, z_dim]`` (and c ``[N, c_dim]``) -> images ``[N, img_channels, H, W]``."""
         ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
         return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
 
@@ -554,7 +619,7 @@ class DiscriminatorBlock(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,                                # Input channels, 0 = first block (fromRGB).
+        in_channels: int,                                # Input channels, 0 = top block (fromRGB).
         tmp_channels: int,                               # Channels of the inner activations.
         out_channels: int,                               # Output channels (at half resolution).
         resolution: int,                                 # Resolution of this block's input.
@@ -650,7 +715,9 @@ class DiscriminatorEpilogue(nn.Module):
         self.in_channels = in_channels
         self.cmap_dim = cmap_dim
         self.resolution = resolution
-        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.mbstd = None
+        if mbstd_num_channels > 0:
+            self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels)
         self.conv = Conv2dLayer(
             in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation="lrelu",
             conv_clamp=conv_clamp,
@@ -676,24 +743,26 @@ class Discriminator(nn.Module):
 
     def __init__(
         self,
-        c_dim: int,                                      # Conditioning label (C) dimensionality, 0 = none.
+        c_dim: int,                                      # Label (C) dimensionality, 0 = none.
         img_resolution: int,                             # Input resolution, a power of 2 (16-1024).
         img_channels: int,                               # Number of input colour channels.
-        channel_base: int = 32768,                       # Feature maps: channel_base // resolution...
+        channel_base: int = 32768,                       # Channels: channel_base // resolution,
         channel_max: int = 512,                          # ...capped at channel_max.
-        mbstd_group_size: int | None = 4,                # Minibatch-stddev group size, None = batch.
+        mbstd_group_size: int | None = 4,                # Minibatch-stddev group, None = batch.
         mbstd_num_channels: int = 1,                     # Minibatch-stddev channels, 0 = disable.
-        cmap_dim: int | None = None,                     # Projection dimensionality, None = channels at 4x4.
-        conv_clamp: float | None = None,                 # Clamp convolution outputs to ±this (fp16).
-        num_fp16_res: int = 0,                           # Highest resolutions run in fp16 (CUDA only).
+        cmap_dim: int | None = None,                     # Projection dim, None = channels at 4x4.
+        conv_clamp: float | None = None,                 # Clamp conv outputs to ±this (fp16).
+        num_fp16_res: int = 0,                           # Top resolutions in fp16 (CUDA only).
         resample_filter: Sequence[float] = (1, 3, 3, 1), # Low-pass filter for downsampling.
-        mapping_kwargs: dict | None = None,              # Arguments for the label-embedding MappingNetwork.
+        mapping_kwargs: dict | None = None,              # Arguments for the label embedding.
     ):
         super().__init__()
         mapping_kwargs = _check_kwargs(mapping_kwargs, MappingNetwork, "mapping_kwargs")
         for fixed in ("z_dim", "c_dim", "w_dim", "num_ws", "w_avg_beta"):
             if fixed in mapping_kwargs:
-                raise NeuropaintError(f"'mapping_kwargs' must not set {fixed!r}: the Discriminator does.")
+                raise NeuropaintError(
+                    f"'mapping_kwargs' must not set {fixed!r}: the Discriminator does."
+                )
         self.init_kwargs = _jsonable(dict(
             c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
             channel_base=channel_base, channel_max=channel_max, mbstd_group_size=mbstd_group_size,
@@ -745,25 +814,33 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, img, c=None, return_features=False, reference=False, force_fp32=False):
-        """Logits ``[N, 1]`` for images ``[N, img_channels, H, W]`` (and labels ``c`` ``[N, c_dim]``).
+        """Logits ``[N, 1]`` for images ``[N, img_channels, H, W]`` (and labels ``[N, c_dim]``).
 
         With ``return_features`` also the epilogue's penultimate activations ``[N, F]``
         (F = channels at 4x4), for auxiliary heads.
         """
-        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
+        res = self.img_resolution
+        assert_shape(img, [None, self.img_channels, res, res], "img")
         x = None
         for res in self.block_resolutions:
             x = getattr(self, f"b{res}")(x, img, reference=reference, force_fp32=force_fp32)
         cmap = None
         if self.c_dim > 0:
             if c is None:
-                raise NeuropaintError(f"'c' is required: this network is conditioned (c_dim={self.c_dim}).")
+                raise NeuropaintError(
+                    f"'c' is required: this network is conditioned (c_dim={self.c_dim})."
+                )
             assert_shape(c, [img.shape[0], self.c_dim], "c")
             cmap = self.mapping(None, c)
         elif c is not None and c.numel() > 0:
-            raise NeuropaintError(f"'c' was given, but this network is unconditioned (c_dim=0): got {list(c.shape)}.")
+            raise NeuropaintError(
+                f"'c' was given, but this network is unconditioned (c_dim=0): got {list(c.shape)}."
+            )
         logits, features = self.b4(x, cmap, reference=reference)
         return (logits, features) if return_features else logits
 
     def extra_repr(self) -> str:
-        return f"c_dim={self.c_dim}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
+        return (
+            f"c_dim={self.c_dim}, img_resolution={self.img_resolution}, "
+            f"img_channels={self.img_channels}"
+        )

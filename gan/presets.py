@@ -86,12 +86,12 @@ _register(name="tiny32", description="Tests: 32 px, still seconds per step.",
           pl_weight=0.0, g_lr=0.002, d_lr=0.002)
 _register(name="cpu64", description="Trains and renders live on a 2-core CPU at 64 px.",
           resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096,
-          channel_max=128, batch=8, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.002, d_lr=0.002)
+          channel_max=256, batch=8, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.002, d_lr=0.002)
 _register(name="cpu128", description="2-core CPU at 128 px: trains overnight, renders live.",
           resolution=128, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096,
-          channel_max=128, batch=8, r1_gamma=0.2, ema_kimg=2.0, g_lr=0.002, d_lr=0.002)
+          channel_max=256, batch=8, r1_gamma=0.2, ema_kimg=2.0, g_lr=0.002, d_lr=0.002)
 _register(name="cpu256", description="2-core CPU at 256 px: renders a few frames per second.",
-          resolution=256, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192,
+          resolution=256, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096,
           channel_max=256, batch=8, r1_gamma=0.5, ema_kimg=5.0, g_lr=0.002, d_lr=0.002)
 _register(name="paper256", description="StyleGAN2-ADA paper widths at 256 px (GPUs).",
           resolution=256, channel_base=16384, channel_max=512, batch=64, r1_gamma=1.0,

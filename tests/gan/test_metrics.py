@@ -125,7 +125,7 @@ def test_swd_levels_default_down_to_16_px_and_bad_input_is_explained():
     assert out["swd"] == 0.0  # constant images: identical descriptors everywhere
     with pytest.raises(NeuropaintError, match=r"the same \[C, H, W\]"):
         sliced_wasserstein(real, torch.zeros(2, 3, 32, 32))
-    with pytest.raises(NeuropaintError, match="coarsest pyramid level .* smaller than"):
+    with pytest.raises(NeuropaintError, match=r"coarsest pyramid level .* smaller than"):
         sliced_wasserstein(real, real, num_levels=5)
     with pytest.raises(NeuropaintError, match="'real' must be images"):
         sliced_wasserstein(torch.zeros(3, 64, 64), real)
@@ -297,7 +297,7 @@ def test_load_inception_explains_a_wrong_file_in_one_line(tmp_path):
         load_inception(state_dict)
     with pytest.raises(NeuropaintError, match="'inception' file not found"):
         load_inception(tmp_path / "missing.pt")
-    with pytest.raises(NeuropaintError, match="expected features \\[N, F\\]") as err:
+    with pytest.raises(NeuropaintError, match=r"expected features \[N, F\]") as err:
         load_inception(script(ImageNet(), tmp_path / "image.pt"))
     assert "\n" not in str(err.value)
     with pytest.raises(NeuropaintError, match="needs --inception-input"):
@@ -378,7 +378,7 @@ def test_evaluate_ranks_the_tiles_themselves_above_an_untrained_generator(tiles1
 def test_evaluate_rejects_a_generator_of_another_resolution(tiles16):
     torch.manual_seed(0)
     G = DCGANGenerator(z_dim=8, img_resolution=32, base_channels=16)
-    with pytest.raises(NeuropaintError, match="generator makes images .* but the tiles"):
+    with pytest.raises(NeuropaintError, match=r"generator makes images .* but the tiles"):
         evaluate(G, ArtTiles(tiles16), num_images=8, batch_size=8)
 
 

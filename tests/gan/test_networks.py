@@ -31,14 +31,25 @@ def _seed():
 
 def tiny_generator(res=16, c_dim=0, **mapping):
     return Generator(
-        z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=res, img_channels=3,
-        mapping_kwargs=dict(num_layers=2, **mapping), synthesis_kwargs=TINY,
+        z_dim=32,
+        c_dim=c_dim,
+        w_dim=32,
+        img_resolution=res,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2, **mapping),
+        synthesis_kwargs=TINY,
     )
 
 
 def tiny_discriminator(res=16, c_dim=0, **kwargs):
-    return Discriminator(c_dim=c_dim, img_resolution=res, img_channels=3, **TINY,
-                         mapping_kwargs=dict(num_layers=2), **kwargs)
+    return Discriminator(
+        c_dim=c_dim,
+        img_resolution=res,
+        img_channels=3,
+        **TINY,
+        mapping_kwargs=dict(num_layers=2),
+        **kwargs,
+    )
 
 
 def _randomise_noise_strengths(G):
@@ -50,34 +61,60 @@ def _randomise_noise_strengths(G):
 
 # -- fidelity -------------------------------------------------------------------------------------
 
+
 def test_parameter_counts_match_the_original_config_f_at_256px():
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
-                  mapping_kwargs=dict(num_layers=8),
-                  synthesis_kwargs=dict(channel_base=16384, channel_max=512))
-    D = Discriminator(c_dim=0, img_resolution=256, img_channels=3, channel_base=16384,
-                      channel_max=512)
+    G = Generator(
+        z_dim=512,
+        c_dim=0,
+        w_dim=512,
+        img_resolution=256,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=8),
+        synthesis_kwargs=dict(channel_base=16384, channel_max=512),
+    )
+    D = Discriminator(
+        c_dim=0, img_resolution=256, img_channels=3, channel_base=16384, channel_max=512
+    )
     assert count_parameters(G) == 24_767_458
     assert count_parameters(D) == 24_001_089
     assert G.num_ws == 14
     names = dict(G.named_parameters())
-    for key in ("mapping.fc0.weight", "mapping.fc7.bias", "synthesis.b4.const",
-                "synthesis.b64.conv1.weight", "synthesis.b256.conv0.affine.weight",
-                "synthesis.b256.torgb.weight", "synthesis.b8.conv0.noise_strength"):
+    for key in (
+        "mapping.fc0.weight",
+        "mapping.fc7.bias",
+        "synthesis.b4.const",
+        "synthesis.b64.conv1.weight",
+        "synthesis.b256.conv0.affine.weight",
+        "synthesis.b256.torgb.weight",
+        "synthesis.b8.conv0.noise_strength",
+    ):
         assert key in names
     buffers = dict(G.named_buffers())
     assert "mapping.w_avg" in buffers and "synthesis.b32.conv1.noise_const" in buffers
-    assert {"b256.fromrgb.weight", "b256.skip.weight", "b8.conv1.weight", "b4.fc.weight",
-            "b4.out.weight"} <= set(dict(D.named_parameters()))
+    assert {
+        "b256.fromrgb.weight",
+        "b256.skip.weight",
+        "b8.conv1.weight",
+        "b4.fc.weight",
+        "b4.out.weight",
+    } <= set(dict(D.named_parameters()))
     assert "b128.fromrgb.weight" not in dict(D.named_parameters())  # resnet: fromRGB on top only
 
 
 def test_channels_follow_base_over_resolution_capped_at_max():
     assert channels_per_resolution(256, 16384, 512) == {
-        4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64
+        4: 512,
+        8: 512,
+        16: 512,
+        32: 512,
+        64: 256,
+        128: 128,
+        256: 64,
     }
 
 
 # -- mapping --------------------------------------------------------------------------------------
+
 
 def test_truncation_psi_zero_gives_w_avg_and_one_leaves_w_alone():
     M = MappingNetwork(z_dim=16, c_dim=0, w_dim=8, num_ws=5, num_layers=2)
@@ -121,14 +158,17 @@ def test_mapping_normalises_z_and_embeds_the_label():
     z = torch.randn(2, 16)
     c = torch.eye(4)[:2]
     torch.testing.assert_close(M(z, c), M(10 * z, c))  # 2nd-moment normalisation of z
-    torch.testing.assert_close(M(z, c), M(z, 3 * c))   # ...and of the embedded label
+    torch.testing.assert_close(M(z, c), M(z, 3 * c))  # ...and of the embedded label
     assert not torch.allclose(M(z, c), M(z, c.flip(0)))
     assert "embed.weight" in dict(M.named_parameters())
-    with pytest.raises(NeuropaintError, match=r"'c' is required: this network is conditioned \(c_dim=4\)"):
+    with pytest.raises(
+        NeuropaintError, match=r"'c' is required: this network is conditioned \(c_dim=4\)"
+    ):
         M(z)
 
 
 # -- synthesis ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("res", [16, 32, 64])
 def test_synthesis_renders_the_right_shape_with_2log2res_minus_2_ws(res):
@@ -147,7 +187,9 @@ def test_noise_modes_const_is_deterministic_random_differs_none_removes_it():
     ws = G.mapping(torch.randn(2, 32))
     const = G.synthesis(ws, noise_mode="const")
     torch.testing.assert_close(const, G.synthesis(ws, noise_mode="const"), atol=0, rtol=0)
-    assert not torch.allclose(G.synthesis(ws, noise_mode="random"), G.synthesis(ws, noise_mode="random"))
+    assert not torch.allclose(
+        G.synthesis(ws, noise_mode="random"), G.synthesis(ws, noise_mode="random")
+    )
     none = G.synthesis(ws, noise_mode="none")
     torch.testing.assert_close(none, G.synthesis(ws, noise_mode="none"), atol=0, rtol=0)
     assert not torch.allclose(none, const)
@@ -155,8 +197,12 @@ def test_noise_modes_const_is_deterministic_random_differs_none_removes_it():
         for name, p in G.named_parameters():
             if name.endswith("noise_strength"):
                 p.zero_()
-    torch.testing.assert_close(G.synthesis(ws, noise_mode="random"), G.synthesis(ws, noise_mode="none"))
-    with pytest.raises(NeuropaintError, match="'noise_mode' must be one of 'random', 'const', 'none'"):
+    torch.testing.assert_close(
+        G.synthesis(ws, noise_mode="random"), G.synthesis(ws, noise_mode="none")
+    )
+    with pytest.raises(
+        NeuropaintError, match="'noise_mode' must be one of 'random', 'const', 'none'"
+    ):
         G.synthesis(ws, noise_mode="off")
 
 
@@ -177,6 +223,40 @@ def test_generator_fast_paths_match_the_reference(res):
         torch.testing.assert_close(one, ref[:1], atol=1e-5, rtol=1e-5)
 
 
+def test_batches_split_per_sample_from_the_first_block_still_match_the_reference():
+    S = SynthesisNetwork(
+        w_dim=8, img_resolution=16, img_channels=3, channel_base=512, channel_max=2
+    )
+    assert S.b4.per_sample_is_faster()  # tiny weights: every block runs one sample at a time
+    with torch.no_grad():
+        ws = torch.randn(3, S.num_ws, 8)
+        ref = S(ws, noise_mode="const", reference=True)
+        torch.testing.assert_close(S(ws, noise_mode="const"), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_cached_rendering_weights_follow_load_state_dict_and_optimiser_steps():
+    G = tiny_generator(32).eval()
+    other = tiny_generator(32).eval()
+    ws = G.mapping(torch.randn(2, 32)).detach()
+    with torch.no_grad():
+        G.synthesis(ws[:1], noise_mode="const")  # fills the caches
+        G.load_state_dict(other.state_dict())
+        torch.testing.assert_close(
+            G.synthesis(ws[:1], noise_mode="const"), other.synthesis(ws[:1], noise_mode="const")
+        )
+    opt = torch.optim.SGD(G.parameters(), lr=0.1)
+    G.synthesis(ws, noise_mode="const").square().mean().backward()
+    opt.step()
+    for edit in ("optimiser step", ".data write"):
+        if edit == ".data write":  # invisible to the version counter, after a cached render
+            for p in G.parameters():
+                p.data.add_(torch.randn_like(p) * 0.1)
+        with torch.no_grad():
+            after = G.synthesis(ws[:1], noise_mode="const")
+            ref = G.synthesis(ws[:1], noise_mode="const", reference=True)
+            torch.testing.assert_close(after, ref, atol=1e-5, rtol=1e-5, msg=edit)
+
+
 def test_generator_end_to_end_with_truncation_and_conditioning():
     G = tiny_generator(c_dim=3)
     z = torch.randn(2, 32)
@@ -184,12 +264,14 @@ def test_generator_end_to_end_with_truncation_and_conditioning():
     img = G(z, c, truncation_psi=0.7, truncation_cutoff=4, noise_mode="const")
     assert img.shape == (2, 3, 16, 16)
     assert not torch.allclose(img, G(z, c.flip(0), truncation_psi=0.7, noise_mode="const"))
-    for attr, value in dict(z_dim=32, c_dim=3, w_dim=32, img_resolution=16, img_channels=3,
-                            num_ws=6).items():
+    for attr, value in dict(
+        z_dim=32, c_dim=3, w_dim=32, img_resolution=16, img_channels=3, num_ws=6
+    ).items():
         assert getattr(G, attr) == value
 
 
 # -- discriminator --------------------------------------------------------------------------------
+
 
 def test_discriminator_shapes_features_and_reference():
     D = tiny_discriminator(32)
@@ -200,7 +282,9 @@ def test_discriminator_shapes_features_and_reference():
     torch.testing.assert_close(logits, logits2)
     assert features.shape == (5, channels_per_resolution(32, **TINY)[4])
     torch.testing.assert_close(logits, D(img, reference=True), atol=1e-5, rtol=1e-5)
-    with pytest.raises(NeuropaintError, match=r"'img' must have shape \[\*, 3, 32, 32\], got \[5, 3, 16, 16\]"):
+    with pytest.raises(
+        NeuropaintError, match=r"'img' must have shape \[\*, 3, 32, 32\], got \[5, 3, 16, 16\]"
+    ):
         D(torch.zeros(5, 3, 16, 16))
 
 
@@ -229,6 +313,7 @@ def test_conditioning_by_projection_changes_the_logits():
 
 # -- training plumbing ----------------------------------------------------------------------------
 
+
 def test_gradients_reach_every_parameter_of_g_and_d_in_one_backward():
     G = tiny_generator(c_dim=2)
     D = tiny_discriminator(c_dim=2)
@@ -243,14 +328,19 @@ def test_gradients_reach_every_parameter_of_g_and_d_in_one_backward():
 
 
 def test_init_kwargs_are_json_and_rebuild_the_same_network():
-    for net in (tiny_generator(32, c_dim=2), tiny_discriminator(32, c_dim=2),
-                SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=1, **TINY),
-                MappingNetwork(z_dim=4, c_dim=0, w_dim=8, num_ws=3)):
+    for net in (
+        tiny_generator(32, c_dim=2),
+        tiny_discriminator(32, c_dim=2),
+        SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=1, **TINY),
+        MappingNetwork(z_dim=4, c_dim=0, w_dim=8, num_ws=3),
+    ):
         config = json.loads(json.dumps(net.init_kwargs))
         twin = type(net)(**config)
         assert list(twin.state_dict()) == list(net.state_dict())
         twin.load_state_dict(net.state_dict())
-        for (name, a), (_, b) in zip(net.state_dict().items(), twin.state_dict().items(), strict=True):
+        for (name, a), (_, b) in zip(
+            net.state_dict().items(), twin.state_dict().items(), strict=True
+        ):
             assert torch.equal(a, b), name
     G = tiny_generator()
     twin = Generator(**G.init_kwargs)
@@ -259,22 +349,49 @@ def test_init_kwargs_are_json_and_rebuild_the_same_network():
     torch.testing.assert_close(twin(z, noise_mode="const"), G(z, noise_mode="const"))
 
 
-@pytest.mark.parametrize(("build", "message"), [
-    (lambda: tiny_generator(res=48), r"'img_resolution' must be a power of two from 16 to 1024, got 48\."),
-    (lambda: tiny_generator(res=8), r"'img_resolution' must be a power of two from 16 to 1024, got 8\."),
-    (lambda: tiny_discriminator(res=2048), r"'img_resolution' must be a power of two from 16 to 1024"),
-    (lambda: Generator(-1, 0, 8, 16, 3), r"'z_dim' must be an integer >= 1, got -1\."),
-    (lambda: Generator(8, -2, 8, 16, 3), r"'c_dim' must be an integer >= 0, got -2\."),
-    (lambda: Generator(8, 0, 0, 16, 3), r"'w_dim' must be an integer >= 1, got 0\."),
-    (lambda: Generator(8, 0, 8, 16, 0), r"'img_channels' must be an integer >= 1, got 0\."),
-    (lambda: Discriminator(-1, 16, 3), r"'c_dim' must be an integer >= 0, got -1\."),
-    (lambda: SynthesisNetwork(8, 64, 3, channel_base=32), r"'channel_base' must be at least img_resolution \(64\)"),
-    (lambda: Generator(8, 0, 8, 16, 3, mapping_kwargs=dict(depth=3)), r"'mapping_kwargs' has unknown arguments \['depth'\]"),
-    (lambda: Generator(8, 0, 8, 16, 3, synthesis_kwargs=dict(w_dim=3)), r"'synthesis_kwargs' must not set 'w_dim'"),
-    (lambda: MappingNetwork(0, 0, 8, 2), r"'z_dim' and 'c_dim' cannot both be 0"),
-    (lambda: MappingNetwork(4, 0, 8, 2, num_layers=0), r"'num_layers' must be an integer >= 1, got 0\."),
-    (lambda: SynthesisNetwork(8, 16, 3, conv_clamp=-1), r"'conv_clamp' must be a positive number, got -1\."),
-])
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: tiny_generator(res=48),
+            r"'img_resolution' must be a power of two from 16 to 1024, got 48\.",
+        ),
+        (
+            lambda: tiny_generator(res=8),
+            r"'img_resolution' must be a power of two from 16 to 1024, got 8\.",
+        ),
+        (
+            lambda: tiny_discriminator(res=2048),
+            r"'img_resolution' must be a power of two from 16 to 1024",
+        ),
+        (lambda: Generator(-1, 0, 8, 16, 3), r"'z_dim' must be an integer >= 1, got -1\."),
+        (lambda: Generator(8, -2, 8, 16, 3), r"'c_dim' must be an integer >= 0, got -2\."),
+        (lambda: Generator(8, 0, 0, 16, 3), r"'w_dim' must be an integer >= 1, got 0\."),
+        (lambda: Generator(8, 0, 8, 16, 0), r"'img_channels' must be an integer >= 1, got 0\."),
+        (lambda: Discriminator(-1, 16, 3), r"'c_dim' must be an integer >= 0, got -1\."),
+        (
+            lambda: SynthesisNetwork(8, 64, 3, channel_base=32),
+            r"'channel_base' must be at least img_resolution \(64\)",
+        ),
+        (
+            lambda: Generator(8, 0, 8, 16, 3, mapping_kwargs=dict(depth=3)),
+            r"'mapping_kwargs' has unknown arguments \['depth'\]",
+        ),
+        (
+            lambda: Generator(8, 0, 8, 16, 3, synthesis_kwargs=dict(w_dim=3)),
+            r"'synthesis_kwargs' must not set 'w_dim'",
+        ),
+        (lambda: MappingNetwork(0, 0, 8, 2), r"'z_dim' and 'c_dim' cannot both be 0"),
+        (
+            lambda: MappingNetwork(4, 0, 8, 2, num_layers=0),
+            r"'num_layers' must be an integer >= 1, got 0\.",
+        ),
+        (
+            lambda: SynthesisNetwork(8, 16, 3, conv_clamp=-1),
+            r"'conv_clamp' must be a positive number, got -1\.",
+        ),
+    ],
+)
 def test_bad_arguments_give_one_line_errors(build, message):
     with pytest.raises(NeuropaintError, match=message):
         build()
@@ -282,17 +399,23 @@ def test_bad_arguments_give_one_line_errors(build, message):
 
 def test_bad_inputs_give_one_line_errors():
     G = tiny_generator()
-    with pytest.raises(NeuropaintError, match=r"'ws' must have shape \[\*, 6, 32\], got \[2, 5, 32\]\."):
+    with pytest.raises(
+        NeuropaintError, match=r"'ws' must have shape \[\*, 6, 32\], got \[2, 5, 32\]\."
+    ):
         G.synthesis(torch.zeros(2, 5, 32))
     with pytest.raises(NeuropaintError, match=r"'z' must have shape \[\*, 32\], got \[2, 16\]\."):
         G(torch.zeros(2, 16))
-    with pytest.raises(NeuropaintError, match=r"'truncation_cutoff' must be an integer >= 0, got -1\."):
+    with pytest.raises(
+        NeuropaintError, match=r"'truncation_cutoff' must be an integer >= 0, got -1\."
+    ):
         G(torch.zeros(2, 32), truncation_psi=0.5, truncation_cutoff=-1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 blocks run only on CUDA")
 def test_fp16_blocks_with_conv_clamp_stay_close_to_fp32_on_cuda():
-    G = Generator(32, 0, 32, 32, 3, synthesis_kwargs=dict(**TINY, num_fp16_res=2, conv_clamp=256)).cuda()
+    G = Generator(
+        32, 0, 32, 32, 3, synthesis_kwargs=dict(**TINY, num_fp16_res=2, conv_clamp=256)
+    ).cuda()
     D = Discriminator(0, 32, 3, **TINY, num_fp16_res=2, conv_clamp=256).cuda()
     ws = G.mapping(torch.randn(4, 32, device="cuda"))
     img = G.synthesis(ws, noise_mode="const")
@@ -300,4 +423,6 @@ def test_fp16_blocks_with_conv_clamp_stay_close_to_fp32_on_cuda():
     assert img.dtype == torch.float32
     assert (img - ref).abs().max().item() < 0.05 * ref.abs().max().item() + 1e-3
     logits = D(img)
-    assert (logits - D(img, force_fp32=True)).abs().max().item() < 0.05 * logits.abs().max().item() + 1e-2
+    assert (
+        logits - D(img, force_fp32=True)
+    ).abs().max().item() < 0.05 * logits.abs().max().item() + 1e-2

@@ -37,9 +37,12 @@ def _seed():
 
 # -- shapes and filters -------------------------------------------------------------------------
 
+
 def test_assert_shape_accepts_wildcards_and_names_the_mismatch():
     assert_shape(torch.zeros(2, 3, 4), [None, 3, None])
-    with pytest.raises(NeuropaintError, match=r"^'ws' must have shape \[\*, 14, 512\], got \[2, 12, 512\]\.$"):
+    with pytest.raises(
+        NeuropaintError, match=r"^'ws' must have shape \[\*, 14, 512\], got \[2, 12, 512\]\.$"
+    ):
         assert_shape(torch.zeros(2, 12, 512), [None, 14, 512], "ws")
     with pytest.raises(NeuropaintError, match="must have shape"):
         assert_shape(torch.zeros(2, 3), [None, 3, 1])
@@ -96,26 +99,41 @@ def test_resampling_helpers_keep_a_flat_image_flat_and_have_the_right_sizes():
 
 # -- convolution with resampling ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("up", "down", "k", "groups"), [
-    (1, 1, 3, 1), (2, 1, 3, 1), (2, 1, 1, 1), (1, 2, 3, 1), (1, 2, 1, 1), (2, 1, 3, 2), (1, 2, 3, 2),
-])
+
+@pytest.mark.parametrize(
+    ("up", "down", "k", "groups"),
+    [
+        (1, 1, 3, 1),
+        (2, 1, 3, 1),
+        (2, 1, 1, 1),
+        (1, 2, 3, 1),
+        (1, 2, 1, 1),
+        (2, 1, 3, 2),
+        (1, 2, 3, 2),
+    ],
+)
 def test_conv2d_resample_fast_matches_reference(up, down, k, groups):
     f = setup_filter([1, 3, 3, 1])
     x = torch.randn(2, 4, 8, 8)
     w = torch.randn(6, 4 // groups, k, k)
     b = torch.randn(6)
     fast = conv2d_resample(x, w, f, up=up, down=down, padding=k // 2, groups=groups, bias=b)
-    ref = conv2d_resample_reference(x, w, f, up=up, down=down, padding=k // 2, groups=groups, bias=b)
+    ref = conv2d_resample_reference(
+        x, w, f, up=up, down=down, padding=k // 2, groups=groups, bias=b
+    )
     assert fast.shape == (2, 6, 8 * up // down, 8 * up // down)
     torch.testing.assert_close(fast, ref, **TOL)
 
 
 def test_conv2d_resample_rejects_up_and_down_at_once():
     with pytest.raises(NeuropaintError, match="up and down at once is not supported"):
-        conv2d_resample(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 3, 3), setup_filter(), up=2, down=2)
+        conv2d_resample(
+            torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 3, 3), setup_filter(), up=2, down=2
+        )
 
 
 # -- modulated convolution ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("up", [1, 2])
 @pytest.mark.parametrize("demodulate", [True, False])
@@ -128,10 +146,13 @@ def test_modulated_conv2d_fused_and_shared_forms_match_the_per_sample_reference(
     ref = modulated_conv2d_reference(x, w, s, demodulate=demodulate, up=up, resample_filter=f)
     assert ref.shape == (3, 7, 8 * up, 8 * up)
     for fused in (True, False):
-        fast = modulated_conv2d(x, w, s, demodulate=demodulate, up=up, resample_filter=f, fused=fused)
+        fast = modulated_conv2d(
+            x, w, s, demodulate=demodulate, up=up, resample_filter=f, fused=fused
+        )
         torch.testing.assert_close(fast, ref, **TOL)
-        one = modulated_conv2d(x[1:2], w, s[1:2], demodulate=demodulate, up=up, resample_filter=f,
-                               fused=fused)  # batch 1: a single plain convolution
+        one = modulated_conv2d(
+            x[1:2], w, s[1:2], demodulate=demodulate, up=up, resample_filter=f, fused=fused
+        )  # batch 1: a single plain convolution
         torch.testing.assert_close(one, ref[1:2], **TOL)
 
 
@@ -142,8 +163,9 @@ def test_modulated_conv2d_gain_bias_and_cached_weight_sq_fold_in_exactly():
     b = torch.randn(3)
     ref = modulated_conv2d_reference(x, w, s) * 1.7 + b.view(1, -1, 1, 1)
     for fused in (True, False):
-        fast = modulated_conv2d(x, w, s, fused=fused, gain=1.7, bias=b,
-                                weight_sq=w.square().sum(dim=[2, 3]))
+        fast = modulated_conv2d(
+            x, w, s, fused=fused, gain=1.7, bias=b, weight_sq=w.square().sum(dim=[2, 3])
+        )
         torch.testing.assert_close(fast, ref, **TOL)
 
 
@@ -153,7 +175,9 @@ def test_demodulation_makes_the_output_independent_of_the_style_scale():
     s = torch.rand(2, 4) + 0.5
     torch.testing.assert_close(modulated_conv2d(x, w, s), modulated_conv2d(x, w, 10 * s), **TOL)
     # ...and gives unit-scale outputs for unit-variance inputs (StyleGAN2, section 2.2).
-    y = modulated_conv2d(torch.randn(8, 64, 16, 16), torch.randn(32, 64, 3, 3), torch.rand(8, 64) + 0.5)
+    y = modulated_conv2d(
+        torch.randn(8, 64, 16, 16), torch.randn(32, 64, 3, 3), torch.rand(8, 64) + 0.5
+    )
     assert 0.8 < y[..., 1:-1, 1:-1].std().item() < 1.2
 
 
@@ -185,9 +209,16 @@ def test_modulated_conv2d_checks_shapes():
 
 # -- bias and activation --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("act", "gain", "clamp"), [
-    ("linear", None, None), ("lrelu", None, None), ("lrelu", 0.5, 0.3), ("linear", 2.0, 1.0),
-])
+
+@pytest.mark.parametrize(
+    ("act", "gain", "clamp"),
+    [
+        ("linear", None, None),
+        ("lrelu", None, None),
+        ("lrelu", 0.5, 0.3),
+        ("linear", 2.0, 1.0),
+    ],
+)
 def test_bias_act_fast_matches_reference_values_and_gradients(act, gain, clamp):
     x0 = torch.randn(3, 5, 4, 4)
     b0 = torch.randn(5)
@@ -207,11 +238,14 @@ def test_bias_act_fast_matches_reference_values_and_gradients(act, gain, clamp):
 def test_lrelu_default_gain_is_sqrt2_and_unknown_activations_are_refused():
     x = torch.tensor([-1.0, 2.0])
     torch.testing.assert_close(bias_act(x, act="lrelu"), torch.tensor([-0.2, 2.0]) * math.sqrt(2))
-    with pytest.raises(NeuropaintError, match="'activation' must be one of 'linear', 'lrelu', got 'relu'"):
+    with pytest.raises(
+        NeuropaintError, match="'activation' must be one of 'linear', 'lrelu', got 'relu'"
+    ):
         bias_act(x, act="relu")
 
 
 # -- equalised learning rate ----------------------------------------------------------------------
+
 
 def test_fully_connected_layer_stores_unit_weights_and_scales_at_run_time():
     fc = FullyConnectedLayer(256, 128, lr_multiplier=0.01, bias_init=0.5)

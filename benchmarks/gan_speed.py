@@ -1,0 +1,144 @@
+"""GAN room speed: cost and speed of each preset's generator, and training throughput.
+
+Prints one JSON line per case. Run: ``python benchmarks/gan_speed.py`` (a few minutes here;
+``--quick`` for the CPU presets only).
+
+- ``peak``: this machine's dense-convolution ceiling, measured in the same run: a 3x3
+  convolution of 256 -> 256 channels on 32x32 maps, batch 8, fp32, the best of several runs.
+- ``generator``: for each StyleGAN2 preset's widths at 64, 256 and 512 px: GFLOP per image
+  (forward, counted with ``torch.utils.flop_counter.FlopCounterMode``, whose forward counts
+  are right), ms per image at batch 1 and 8 (median of repeats, ``noise_mode='const'``), and
+  achieved GFLOP/s as a fraction of the measured peak.
+- ``training``: images/s of the real training step (G, D, R1 and EMA; ADA on) at 64 and 128
+  px, batch 8, with and without R1, on a store of procedural paintings; peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gan.networks import Generator
+from gan.presets import get_preset
+from gan.train import TrainConfig, Trainer
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up (allocations, kernel selection)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def conv_peak_gflops() -> float:
+    x = torch.randn(8, 256, 32, 32)
+    w = torch.randn(256, 256, 3, 3)
+    flops = 2 * 8 * 256 * 256 * 9 * 32 * 32
+    with torch.no_grad():
+        best = min(median_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), 5)
+                   for _ in range(3))
+    return flops / best / 1e9
+
+
+def generator_case(preset_name: str, resolution: int, peak: float, repeats: int) -> dict:
+    preset = get_preset(preset_name)
+    G = Generator(z_dim=preset.z_dim, c_dim=0, w_dim=preset.w_dim, img_resolution=resolution,
+                  img_channels=3, mapping_kwargs={"num_layers": preset.mapping_layers},
+                  synthesis_kwargs={"channel_base": preset.channel_base,
+                                    "channel_max": preset.channel_max}).eval()
+    params = sum(p.numel() for p in G.parameters())
+    z1 = torch.randn(1, preset.z_dim)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        G(z1, None, noise_mode="const")
+    gflop = counter.get_total_flops() / 1e9
+    result = {"case": "generator", "preset": preset_name, "resolution": resolution,
+              "params": params, "gflop_per_image": round(gflop, 3)}
+    for batch in (1, 8):
+        z = torch.randn(batch, preset.z_dim)
+        with torch.no_grad():
+            seconds = median_seconds(lambda z=z: G(z, None, noise_mode="const"), repeats)
+        ms = seconds / batch * 1000
+        achieved = gflop / (ms / 1000)
+        result[f"ms_per_image_b{batch}"] = round(ms, 2)
+        result[f"gflops_b{batch}"] = round(achieved, 1)
+        result[f"of_peak_b{batch}"] = round(achieved / peak, 3)
+    result["peak_gflops"] = round(peak, 1)
+    result["rss_mb"] = round(rss_mb())
+    return result
+
+
+def make_store(folder: Path, size: int, count: int = 64) -> Path:
+    from datasets.art import TileStoreWriter
+    from datasets.procedural import STYLES, paint
+
+    out = folder / f"paintings{size}"
+    with TileStoreWriter(out, size=size, options={"source": "procedural"}) as writer:
+        for i in range(count):
+            style = STYLES[i % len(STYLES)]
+            writer.add(paint(style, size, i), source=f"{style}_{i}", box=(0, 0, size, size))
+    return out
+
+
+def training_case(preset_name: str, store: Path, out: Path, *, r1: bool, steps: int) -> dict:
+    preset = get_preset(preset_name)
+    cfg = TrainConfig(data=str(store), out=str(out), preset=preset_name, kimg=1e6, batch=8,
+                      gamma=None if r1 else 0.0, device="cpu", snapshot_kimg=1e6, aug="ada")
+    trainer = Trainer(cfg)
+    trainer.train_step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    seconds = time.perf_counter() - start
+    return {"case": "training", "preset": preset_name, "resolution": preset.resolution,
+            "batch": 8, "r1": r1, "steps": steps,
+            "r1_interval": preset.r1_interval if r1 else None,
+            "images_per_s": round(steps * 8 / seconds, 2),
+            "sec_per_step": round(seconds / steps, 3), "rss_mb": round(rss_mb())}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU presets only, fewer repeats")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    peak = conv_peak_gflops()
+    print(json.dumps({"case": "peak", "dense_conv_gflops": round(peak, 1),
+                      "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "python": platform.python_version()}), flush=True)
+    presets = ["cpu64", "cpu128", "cpu256"] + ([] if args.quick else ["paper256", "paper512"])
+    for name in presets:
+        for resolution in (64, 256, 512):
+            if args.quick and resolution == 512:
+                continue
+            repeats = 5 if resolution <= 64 else 3
+            print(json.dumps(generator_case(name, resolution, peak, repeats)), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for preset_name, size in (("cpu64", 64), ("cpu128", 128)):
+            store = make_store(folder, size)
+            for r1 in (False, True):
+                steps = 16 if size == 64 else 8
+                print(json.dumps(training_case(preset_name, store, folder / f"run{size}{r1}",
+                                               r1=r1, steps=steps)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
