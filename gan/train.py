@@ -79,6 +79,9 @@ class TrainConfig(BaseModel):
     collapse_steps: int = Field(300, ge=1, description="Steps with D loss below 1e-3 after "
                                 "which a discriminator collapse is reported.")
     grid_size: int = Field(16, ge=1, le=64, description="Images in each snapshot's grid.")
+    metrics: bool = Field(False, description="Compute SWD against the tiles at each snapshot "
+                          "(metrics.jsonl).")
+    metric_images: int = Field(1024, ge=64, description="Images per side for snapshot SWD.")
 
 
 class TrainingDiverged(NeuropaintError):
@@ -175,10 +178,18 @@ class TileSource:
         return len(self.tiles)
 
     def batch(self, n: int) -> torch.Tensor:
-        images = self.tiles.sample_batch(n, self.generator)  # [n, 3, S, S] in [-1, 1]
+        return self.sample_batch(n, self.generator)
+
+    def sample_batch(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random tiles [n, 3, R, R] in [-1, 1] at the training resolution."""
+        images = self.tiles.sample_batch(n, generator)  # [n, 3, S, S] in [-1, 1]
         if self.factor > 1:
             images = F.avg_pool2d(images, self.factor)  # box filter: exact for 2^k factors
         return images
+
+    @property
+    def img_resolution(self) -> int:
+        return self.tiles.img_resolution // self.factor
 
 
 def sync_gradients(net: torch.nn.Module, dist: Dist) -> None:
@@ -479,10 +490,25 @@ class Trainer:
         save_snapshot(folder, {"G": self.G, "D": self.D, "G_ema": self.G_ema}, config,
                       self.training_state())
         write_grid(self.G_ema, self.grid_z.to(self.device), folder / "grid.png")
+        if self.cfg.metrics:
+            self.snapshot_metrics(folder)
         mark_latest(self.run_dir, folder)
         plot_history(self.history_from_disk(), self.run_dir / "training.png")
         logger.info("snapshot %s", folder)
         return folder
+
+    def snapshot_metrics(self, folder: Path) -> dict:
+        """SWD of the EMA generator against the tiles, appended to metrics.jsonl."""
+        from gan.metrics import evaluate
+
+        result = evaluate(self.G_ema, self.data, num_images=self.cfg.metric_images,
+                          seed=self.cfg.seed)
+        line = {"kimg": self.counters.nimg / 1000, "snapshot": folder.name,
+                "swd": result["swd"], "swd_levels": result["swd_levels"]}
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+        logger.info("kimg %.2f: SWD %.2f", line["kimg"], line["swd"])
+        return line
 
     def history_from_disk(self) -> list[dict]:
         path = self.run_dir / "stats.jsonl"
@@ -629,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--max-minutes", type=float, help="stop after this long")
+    parser.add_argument("--metrics", action="store_true",
+                        help="compute SWD against the tiles at each snapshot")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging("INFO" if not args.quiet else "WARNING")
@@ -649,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        aug_p=aug_p, aug_target=args.target, xflip=args.xflip,
                        snapshot_kimg=args.snap, seed=args.seed, resume=args.resume,
                        device=args.device, precision=args.precision, compile=args.compile,
-                       max_minutes=args.max_minutes)
+                       max_minutes=args.max_minutes, metrics=args.metrics)
     trainer = Trainer(cfg)
     snapshot = trainer.train(progress=not args.quiet)
     if trainer.dist.main and snapshot is not None:

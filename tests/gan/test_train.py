@@ -185,3 +185,20 @@ def test_two_processes_stay_in_sync_under_torchrun(paintings_store, tmp_path):
     rank1 = (tmp_path / "rank1.txt").read_text().split()
     assert rank0 == rank1  # same weights, same augmentation p, same image count
     assert rank0[2] == "48"
+
+
+def test_snapshot_metrics_are_written_and_do_not_change_the_run(paintings_store, tmp_path):
+    plain = tmp_path / "plain"
+    Trainer(_config(paintings_store, plain, kimg=0.032, snapshot_kimg=0.016)).train()
+    measured = tmp_path / "measured"
+    Trainer(_config(paintings_store, measured, kimg=0.032, snapshot_kimg=0.016, metrics=True,
+                    metric_images=64)).train()
+    lines = [json.loads(x) for x in (measured / "metrics.jsonl").read_text().splitlines()]
+    assert [line["kimg"] for line in lines] == [0.016, 0.032]
+    assert all(line["swd"] > 0 for line in lines)
+    from safetensors.torch import load_file
+
+    a = load_file(str(resolve_snapshot(plain) / "G.safetensors"))
+    b = load_file(str(resolve_snapshot(measured) / "G.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
