@@ -19,21 +19,10 @@ from pathlib import Path
 
 import torch
 
+from datasets.procedural import write_store
 from gan.metrics import evaluate
 from gan.presets import get_preset
 from gan.train import TrainConfig, Trainer
-
-
-def make_store(folder: Path, size: int, count: int) -> Path:
-    from datasets.art import TileStoreWriter
-    from datasets.procedural import STYLES, paint
-
-    out = folder / f"paintings{size}"
-    with TileStoreWriter(out, size=size, options={"source": "procedural"}) as writer:
-        for i in range(count):
-            style = STYLES[i % len(STYLES)]
-            writer.add(paint(style, size, i), source=f"{style}_{i}", box=(0, 0, size, size))
-    return out
 
 
 def main(argv=None) -> int:
@@ -46,7 +35,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         size = get_preset(args.preset).resolution
-        store = make_store(folder, size, args.paintings)
+        store = write_store(folder / "paintings", args.paintings, size)
         cfg = TrainConfig(data=str(store), out=str(folder / "run"), preset=args.preset,
                           kimg=1e6, snapshot_kimg=1e6, tick_kimg=1.0, device="cpu",
                           max_minutes=args.minutes)

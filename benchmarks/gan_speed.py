@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from datasets.procedural import write_store
 from gan.networks import Generator
 from gan.presets import get_preset
 from gan.train import TrainConfig, Trainer
@@ -89,18 +90,6 @@ def generator_case(preset_name: str, resolution: int, peak: float, repeats: int)
     return result
 
 
-def make_store(folder: Path, size: int, count: int = 64) -> Path:
-    from datasets.art import TileStoreWriter
-    from datasets.procedural import STYLES, paint
-
-    out = folder / f"paintings{size}"
-    with TileStoreWriter(out, size=size, options={"source": "procedural"}) as writer:
-        for i in range(count):
-            style = STYLES[i % len(STYLES)]
-            writer.add(paint(style, size, i), source=f"{style}_{i}", box=(0, 0, size, size))
-    return out
-
-
 def training_case(preset_name: str, store: Path, out: Path, *, r1: bool, steps: int) -> dict:
     preset = get_preset(preset_name)
     cfg = TrainConfig(data=str(store), out=str(out), preset=preset_name, kimg=1e6, batch=8,
@@ -137,7 +126,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for preset_name, size in (("cpu64", 64), ("cpu128", 128)):
-            store = make_store(folder, size)
+            store = write_store(folder / f"paintings{size}", 64, size)
             for r1 in (False, True):
                 # 16 steps = one full lazy-R1 cycle, so the R1 cost is included once.
                 print(json.dumps(training_case(preset_name, store, folder / f"run{size}{r1}",

@@ -789,6 +789,17 @@ def _write_store(out: Path, paintings: Iterator[tuple[str, np.ndarray]], size: i
             writer.add(image, source=f"procedural/{name}", box=(0, 0, size, size))
 
 
+def write_store(out: str | Path, count: int, size: int, *,
+                styles: str | Sequence[str] | None = None, seed: int = 0,
+                overwrite: bool = False) -> Path:
+    """Paint ``count`` paintings straight into a tile store at ``out`` (for demos and tests)."""
+    paintings = paint_many(count, size, styles=styles, seed=seed)
+    options = {"source": "datasets.procedural", "count": count, "size": size, "seed": seed,
+               "styles": _check_styles(styles)}
+    _write_store(Path(out), paintings, size, options, overwrite)
+    return Path(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m datasets.procedural",
