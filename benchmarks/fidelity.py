@@ -1,0 +1,200 @@
+"""Does the brain show in the paintings? Fidelity of EEG -> W encoders on held-out sessions.
+
+Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/fidelity.py``
+(about ten minutes on a 2-core CPU by default). Steps:
+
+1. a small generator: the ``tiny`` preset (16 px) trained for ``--gan-minutes`` on procedural
+   colour-field paintings with :class:`gan.train.Trainer` (or ``--generator PATH``);
+2. synthetic EEG sessions (:func:`eeg.synthetic.make_raw`, the four named states cycling): a
+   training EEG store (:func:`datasets.eeg.build`) and separate held-out sessions (other
+   seeds, never seen by training);
+3. one encoder per mode with ``conditioning.train`` (``align`` and ``pca`` by default);
+4. :func:`conditioning.metrics.evaluate_encoder` on the held-out sessions, painted exactly as
+   the live loop would (online features, 10 s calibration, artifact gating, ``WMotion``)
+   at 10 frames per second; again with the live running update of the baseline
+   (momentum 0.003 per feature row, a ~30 s memory); and with each session's whole-recording
+   baseline (``calibration: "session"``), which is how ``conditioning.train`` standardises
+   its training sessions: the gaps between the lines are what the short live calibration
+   costs.
+
+Goals (the conditioning issue): responsiveness (a linear probe on the paintings recovers the
+state, cross-validated by session) >= 0.9; coverage (image SWD to random-latent paintings,
+as a ratio to two random-latent sets) <= 1.2; smoothness (the change a state switch causes
+over the mean frame-to-frame change within a settled state) >= 5. See
+:mod:`conditioning.metrics` for the exact definitions.
+
+Bigger runs: ``--gan-minutes 30 --preset tiny32 --train-sessions 12 --steps 3000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from conditioning.encoder import Encoder
+from conditioning.metrics import evaluate_encoder, json_ready, summary_line
+from datasets.eeg import build as build_eeg_store
+from datasets.procedural import write_store
+from eeg.synthetic import list_states, make_raw
+from gan.checkpoint import load_generator
+from gan.presets import get_preset
+from gan.train import TrainConfig, Trainer
+from neuropaint.validate import build_config
+
+
+def train_generator(folder: Path, preset: str, minutes: float, paintings: int) -> Path:
+    size = get_preset(preset).resolution
+    store = write_store(folder / "paintings", paintings, size)
+    cfg = TrainConfig(data=str(store), out=str(folder / "gan"), preset=preset, kimg=1e6,
+                      snapshot_kimg=1e6, tick_kimg=1.0, device="cpu", max_minutes=minutes)
+    Trainer(cfg).train()
+    return folder / "gan"
+
+
+def write_sessions(folder: Path, count: int, first_seed: int, args) -> list[Path]:
+    """Synthetic sessions as FIF files: the four states cycling after a calibration minute."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k in range(count):
+        seed = first_seed + k
+        # Each session starts its cycle at another state, so that the calibration period
+        # (the first state) is not always the same one.
+        states = list(list_states())
+        states = states[k % len(states):] + states[: k % len(states)]
+        raw = make_raw(args.session_seconds, n_channels=args.channels, sfreq=args.sfreq,
+                       states=states, state_duration=args.state_seconds, seed=seed)
+        path = folder / f"session{seed:04d}_raw.fif"
+        raw.save(path, verbose="error", overwrite=True)
+        files.append(path)
+    return files
+
+
+def train_encoder(mode: str, store: Path, generator: Path, out: Path, args) -> float:
+    from conditioning.train import EncoderTrainConfig, run
+
+    cfg = build_config(EncoderTrainConfig, eeg=str(store), generator=str(generator),
+                       out=str(out), mode=mode, steps=args.steps, seed=args.seed)
+    start = time.perf_counter()
+    run(cfg)
+    return time.perf_counter() - start
+
+
+def _calibrations(text: str) -> list[tuple[float | None, float | None]]:
+    """'10,10@0.003,session' -> [(10, None), (10, 0.003), (None, None)]."""
+    out = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "session":
+            out.append((None, None))
+        elif part:
+            seconds, _, momentum = part.partition("@")
+            out.append((float(seconds), float(momentum) if momentum else None))
+    return out
+
+
+def _line(mode: str, result: dict, args, fit_seconds: float, eval_seconds: float) -> dict:
+    r, c, s = result["responsiveness"], result["coverage"], result["smoothness"]
+    return {
+        "benchmark": "fidelity",
+        "mode": mode,
+        "calibration": result["calibration"],
+        "update_momentum": result["update_momentum"],
+        "responsiveness": round(r["accuracy"], 3),
+        "responsiveness_goal": f">= {r['goal']}",
+        "responsiveness_chance": round(r["chance"], 3),
+        "coverage_image_ratio": round(c["image_ratio"], 3),
+        "coverage_goal": f"<= {c['goal']}",
+        "coverage_w_ratio": round(c["w_ratio"], 3),
+        "coverage_image_swd": round(c["image_swd"], 2),
+        "coverage_image_swd_reference": round(c["image_swd_reference"], 2),
+        "smoothness_ratio": None if s["ratio"] is None else round(s["ratio"], 2),
+        "smoothness_goal": f">= {s['goal']}",
+        "smoothness_ratio_w": None if s["ratio_w"] is None else round(s["ratio_w"], 2),
+        "passed": {"responsiveness": r["passed"], "coverage": c["passed"],
+                   "smoothness": s["passed"]},
+        "states": r["classes"],
+        "frames": result["frames"],
+        "fps": result["fps"],
+        "tau": result["tau"],
+        "resolution": result["resolution"],
+        "generator": "given" if args.generator else args.preset,
+        "fit_seconds": round(fit_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", type=Path, help="a trained generator (skips training)")
+    parser.add_argument("--preset", default="tiny", help="GAN preset to train (tiny)")
+    parser.add_argument("--gan-minutes", type=float, default=4.0, help="GAN training time")
+    parser.add_argument("--paintings", type=int, default=1000, help="procedural paintings")
+    parser.add_argument("--modes", default="align,pca", help="encoder modes, comma-separated")
+    parser.add_argument("--steps", type=int, default=1500, help="align: optimisation steps")
+    parser.add_argument("--train-sessions", type=int, default=8)
+    parser.add_argument("--test-sessions", type=int, default=3)
+    parser.add_argument("--session-seconds", type=float, default=90.0)
+    parser.add_argument("--state-seconds", type=float, default=15.0)
+    parser.add_argument("--channels", type=int, default=16, choices=[8, 16, 32, 64])
+    parser.add_argument("--sfreq", type=float, default=128.0)
+    parser.add_argument("--fps", type=float, default=10.0, help="updates per second")
+    parser.add_argument("--tau", type=float, default=0.5, help="motion time constant (s)")
+    parser.add_argument("--calibration", default="10,10@0.003,session",
+                        help="calibrations to evaluate, comma-separated: seconds at the start "
+                        "of each session (as live), optionally @momentum of the live running "
+                        "update per feature row, or 'session' (each whole session's baseline, "
+                        "as training standardises)")
+    parser.add_argument("--n-random", type=int, default=256, help="samples per coverage set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="keep the generator, store and encoders here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.simplefilter("ignore")  # montage fit warnings of the 16-channel layout
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.out or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        generator = args.generator
+        if generator is None:
+            generator = train_generator(folder, args.preset, args.gan_minutes, args.paintings)
+        gan_seconds = time.perf_counter() - started
+        G = load_generator(generator)
+
+        t0 = time.perf_counter()
+        train_files = write_sessions(folder / "eeg_train", args.train_sessions, args.seed, args)
+        test_files = write_sessions(folder / "eeg_test", args.test_sessions,
+                                    args.seed + 10_000, args)
+        store = folder / "eeg_store"
+        build_eeg_store(train_files, store, overwrite=True)
+        eeg_seconds = time.perf_counter() - t0
+
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            out = folder / f"encoder_{mode}"
+            fit_seconds = train_encoder(mode, store, generator, out, args)
+            encoder = Encoder.from_pretrained(out, generator_path=generator)
+            for calibration, momentum in _calibrations(args.calibration):
+                t0 = time.perf_counter()
+                result = evaluate_encoder(encoder, G, test_files, fps=args.fps, tau=args.tau,
+                                          calibration_s=calibration, update_momentum=momentum,
+                                          n_random=args.n_random, seed=args.seed)
+                line = _line(mode, result, args, fit_seconds, time.perf_counter() - t0)
+                line.update(gan_seconds=round(gan_seconds, 1), eeg_seconds=round(eeg_seconds, 1),
+                            train_sessions=len(train_files), test_sessions=len(test_files))
+                print(json.dumps(json_ready(line)), flush=True)
+                print(f"# {mode}, calibration {line['calibration']}, running update "
+                      f"{momentum}: {summary_line(result)}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

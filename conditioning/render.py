@@ -1,0 +1,542 @@
+"""``python -m conditioning.render``: paint a recorded EEG session offline, as the live loop would.
+
+Examples
+--------
+python -m conditioning.render runs/enc runs/gan session.fif --out out/session
+python -m conditioning.render runs/enc runs/gan rec.xdf --out out/hd --size 512 --format mp4
+
+The recording (any file :func:`eeg.io.read_raw` reads, a recorded live session included) is
+pushed through :class:`eeg.online.OnlineProcessor`, built from the encoder's FeatureSpec, in the
+chunks a live loop would see: at each output frame time ``t`` (``fps`` frames per second) the
+samples up to ``t`` are pushed, and the newest feature row with time <= ``t`` is the one the
+frame shows. Then, exactly as live:
+
+- a calibration period (default the first 10 s) sets the session baseline of the encoder's
+  normaliser; the painting rests at ``w_avg`` meanwhile (``--calibration session`` takes
+  the whole recording's baseline instead, which only an offline render can);
+- a clean row is encoded to a target ``ws``; a row that is not clean (non-finite samples in
+  its window, or a ``BAD*`` annotation over it) gives no target, so the last good latent is
+  held (artifact gating);
+- :class:`live.motion.WMotion` (the one implementation of motion in W) follows the target;
+- ``generator.synthesis(ws, noise_mode='const')`` paints the frame.
+
+Outputs in ``OUT``: the frames (PNG files, or an animated GIF/WebP, or an mp4 when ffmpeg is
+installed), ``frames.csv`` (per frame: index, time, state annotation at that time, whether
+the row shown was clean, the time of its newest EEG sample, whether calibration was still
+running, and the feature values of the row), and optionally ``ws.npy``.
+
+:func:`session_latents` (EEG -> per-frame ``ws``) and :func:`render_recording` (-> frames) are
+the reusable pieces: ``live.replay`` and :mod:`conditioning.metrics` call them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mne
+import numpy as np
+import torch
+from PIL import Image
+
+from conditioning.encoder import Encoder, take_features
+from datasets.eeg import row_labels
+from eeg.features import FeatureFrame, _flag_bad_annotations
+from eeg.io import read_raw
+from eeg.online import OnlineProcessor
+from gan.checkpoint import load_generator
+from gan.generate import render_ws, save_animation
+from live.motion import MotionConfig, WMotion
+from neuropaint.atomic import atomic_open, atomic_path
+from neuropaint.logs import run_cli, setup_logging
+from neuropaint.validate import NeuropaintError, build_config, check_int, check_positive
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "SessionLatents", "follow_rows", "main", "render_recording",
+           "resize_frames", "session_latents", "stream_features", "write_table"]
+
+FORMATS = ("gif", "webp", "frames", "mp4")
+MIN_CALIBRATION_ROWS = 5  # Clean rows needed before the baseline is trusted.
+TABLE_COLUMNS = ("frame", "time", "state", "valid", "eeg_time", "calibrating")
+
+
+@dataclass
+class SessionLatents:
+    """What a session's EEG makes of each output frame (everything but the pixels).
+
+    Attributes
+    ----------
+    times : ndarray, shape (n_frames,)
+        Frame times in seconds from the recording's first sample.
+    ws : ndarray of float32, shape (n_frames, num_ws, w_dim)
+        The latents painted, after motion.
+    states : list of str, length n_frames
+        Annotated state at each frame time ("" where none).
+    valid : ndarray of bool, shape (n_frames,)
+        The frame's newest feature row was clean (False before the first row, too).
+    eeg_times : ndarray, shape (n_frames,)
+        Time of the newest EEG sample behind the frame (NaN before the first row).
+    calibrating : ndarray of bool, shape (n_frames,)
+        The baseline was not set yet: the painting rests.
+    features : ndarray, shape (n_frames, n_features)
+        The feature row shown, in the encoder's feature order (NaN before the first row).
+    feature_names : list of str
+    """
+
+    times: np.ndarray
+    ws: np.ndarray
+    states: list[str]
+    valid: np.ndarray
+    eeg_times: np.ndarray
+    calibrating: np.ndarray
+    features: np.ndarray
+    feature_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def table(self) -> list[dict]:
+        """One dict per frame: the columns of ``frames.csv``."""
+        rows = []
+        for i in range(len(self)):
+            row = {
+                "frame": i,
+                "time": float(self.times[i]),
+                "state": self.states[i],
+                "valid": bool(self.valid[i]),
+                "eeg_time": float(self.eeg_times[i]),
+                "calibrating": bool(self.calibrating[i]),
+            }
+            row.update(zip(self.feature_names, self.features[i].tolist(), strict=True))
+            rows.append(row)
+        return rows
+
+
+def frame_times(duration: float, fps: float) -> np.ndarray:
+    """``floor(duration * fps)`` frame times ``i / fps`` (seconds)."""
+    n = math.floor(duration * fps + 1e-9)
+    return np.arange(n) / fps
+
+
+def _eeg_picks(raw: mne.io.BaseRaw) -> np.ndarray:
+    picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+    if len(picks) == 0:
+        raise NeuropaintError("the recording has no EEG channels to compute features from.")
+    return picks
+
+
+def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
+                    reject_by_annotation: bool = True) -> FeatureFrame:
+    """Feature rows of a recording, pushed in the chunks a live loop at ``times`` would see.
+
+    At each frame time ``t`` the samples with time <= ``t`` not pushed yet go to one
+    :class:`eeg.online.OnlineProcessor` (always filtering, as on a live stream). Rows whose
+    window overlaps a ``BAD*`` annotation are flagged invalid, as non-finite samples are.
+
+    Returns
+    -------
+    FeatureFrame
+        Rows in time order, times from the recording's first sample, the processor's names.
+    """
+    picks = _eeg_picks(raw)
+    info = mne.pick_info(raw.info, picks)
+    ch_names = list(info["ch_names"])
+    bads = [b for b in info["bads"] if b in ch_names]
+    sfreq = float(info["sfreq"])
+    processor = OnlineProcessor(spec, sfreq, ch_names, bads=bads, info=info)
+    # The last sample each frame may use: time <= t.
+    stops = np.minimum(np.floor(np.asarray(times) * sfreq + 1e-6).astype(int) + 1, raw.n_times)
+    sample_times = raw.times
+    parts = []
+    start = 0
+    for stop in stops:
+        if stop <= start:
+            continue
+        chunk = raw.get_data(picks=picks, start=start, stop=stop)  # (n_channels, n_new)
+        parts.append(processor.push(chunk, sample_times[start:stop]))
+        start = stop
+    frame = FeatureFrame.concatenate(parts, processor.names)
+    if reject_by_annotation and len(frame):
+        _flag_bad_annotations(frame, raw, processor.layout.window_n)
+    return frame
+
+
+@torch.inference_mode()
+def _encode(encoder, row: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))[None]  # [1, F]
+    return encoder(x)[0].detach().cpu().numpy()  # [num_ws, w_dim]
+
+
+def _check_encoder(encoder, G=None) -> None:
+    for attr in ("spec", "feature_names", "num_ws", "w_dim", "normalizer", "match_features",
+                 "take_features"):
+        if not hasattr(encoder, attr):
+            raise NeuropaintError(f"'encoder' must be a conditioning Encoder, got "
+                                  f"{type(encoder).__name__} (no {attr!r}).")
+    if G is None:
+        return
+    if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
+        raise NeuropaintError("rendering needs a StyleGAN2 generator (with a mapping and a "
+                              "synthesis network); this one has no W space.")
+    if (encoder.num_ws, encoder.w_dim) != (G.num_ws, G.w_dim):
+        raise NeuropaintError(
+            f"the encoder outputs ws [{encoder.num_ws}, {encoder.w_dim}] but the generator "
+            f"takes [{G.num_ws}, {G.w_dim}]: it was trained for another generator.")
+
+
+def follow_rows(
+    encoder,
+    rows: FeatureFrame,
+    times: np.ndarray,
+    *,
+    motion: MotionConfig | None = None,
+    calibration_s: float | None = 10.0,
+    update_momentum: float | None = None,
+    w_avg: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict]:
+    """Per-frame ``ws`` from feature rows, as the live loop makes them.
+
+    Parameters
+    ----------
+    encoder : conditioning.encoder.Encoder
+        Its normaliser is calibrated here (a session baseline): pass a fresh copy to keep it.
+    rows : FeatureFrame
+        Rows in time order, any feature order (matched by name to the encoder's).
+    times : ndarray, shape (n_frames,)
+        Frame times, on the rows' clock.
+    motion : MotionConfig | None
+        Motion in W (default ``MotionConfig()``).
+    calibration_s : float | None
+        The baseline is set from the clean rows up to this time, as live (0: keep the
+        encoder's own); if there are fewer than 5 by then, as soon as there are 5. None:
+        from all clean rows of the session, before the first frame (offline only: it looks
+        ahead, as training's per-session standardisation does).
+    update_momentum : float | None
+        After calibration, each new clean row also updates the baseline with this momentum
+        (the live running update); None: off.
+    w_avg : ndarray, shape (w_dim,) | None
+        Where the painting rests before any target (usually the generator's ``w_avg``).
+    seed : int
+        Seed of the motion's drift.
+
+    Returns
+    -------
+    ws : ndarray of float32, shape (n_frames, num_ws, w_dim)
+    info : dict
+        ``valid``, ``eeg_times``, ``calibrating``, ``features`` per frame (see
+        :class:`SessionLatents`) and ``n_clean`` (clean rows available in all).
+    """
+    _check_encoder(encoder)
+    whole_session = calibration_s is None
+    if not whole_session:
+        calibration_s = check_positive(calibration_s, "calibration_s", allow_zero=True)
+    if update_momentum is not None and not 0.0 < update_momentum <= 1.0:
+        raise NeuropaintError(f"'update_momentum' must be in (0, 1] or None, got "
+                              f"{update_momentum!r}.")
+    motion = motion or MotionConfig()
+    times = np.asarray(times, dtype=np.float64)
+    index = np.asarray(encoder.match_features(rows.names))  # -1: the stream lacks it
+    stream = np.asarray(rows.values, dtype=np.float32)  # [n_rows, n_in], the stream's order
+    present = stream[:, index[index >= 0]]
+    clean = np.asarray(rows.valid, dtype=bool) & np.isfinite(present).all(axis=1)
+    n_clean = int(clean.sum())
+    if len(rows) == 0:
+        raise NeuropaintError("the recording gave no feature rows: it is shorter than one "
+                              f"feature window ({encoder.spec.window:g} s).")
+    if n_clean == 0:
+        raise NeuropaintError(f"the recording has no clean feature rows (all {len(rows)} "
+                              f"overlap bad spans or non-finite samples): nothing to paint from.")
+    if (whole_session or calibration_s > 0) and n_clean < MIN_CALIBRATION_ROWS:
+        raise NeuropaintError(f"the recording has only {n_clean} clean feature row(s); the "
+                              f"calibration needs {MIN_CALIBRATION_ROWS}.")
+
+    def take(sel) -> np.ndarray:
+        # Encoder columns; a feature the stream lacks reads as the current baseline.
+        return encoder.take_features(stream[sel], index)  # [n, F]
+
+    encoder.eval()
+    follow = WMotion(motion, encoder.num_ws, encoder.w_dim, w_avg=w_avg, seed=seed)
+    # Newest row with time <= t for each frame (-1: none yet).
+    newest = np.searchsorted(rows.times, times, side="right") - 1  # [n_frames]
+    n_frames = len(times)
+    ws = np.empty((n_frames, encoder.num_ws, encoder.w_dim), dtype=np.float32)
+    valid = np.zeros(n_frames, dtype=bool)
+    calibrating = np.zeros(n_frames, dtype=bool)
+    calibrated = whole_session or calibration_s == 0
+    if whole_session:
+        encoder.normalizer.calibrate(take(np.flatnonzero(clean)))
+    seen = -1  # rows up to this index have arrived
+    target_row = -1  # the row whose encoding is the current target
+    previous_t = times[0] if n_frames else 0.0
+    for i, t in enumerate(times):
+        arrived = newest[i]
+        if not calibrated and t >= calibration_s:
+            baseline = take(np.flatnonzero(clean[: arrived + 1]))
+            if len(baseline) >= MIN_CALIBRATION_ROWS:
+                encoder.normalizer.calibrate(baseline)
+                calibrated = True
+                logger.info("baseline from %d clean rows up to %.1f s", len(baseline), t)
+        elif calibrated and update_momentum is not None and arrived > seen:
+            new = seen + 1 + np.flatnonzero(clean[seen + 1 : arrived + 1])
+            if len(new):
+                encoder.normalizer.update(take(new), update_momentum)
+        seen = max(seen, arrived)
+        target = None
+        if arrived >= 0 and clean[arrived]:
+            valid[i] = True
+            if calibrated and (arrived != target_row or update_momentum is not None):
+                target = _encode(encoder, take([arrived])[0])
+                target_row = arrived
+        calibrating[i] = not calibrated
+        ws[i] = follow.step(target, t - previous_t)
+        previous_t = t
+    has_row = newest >= 0
+    eeg_times = np.where(has_row, rows.times[np.maximum(newest, 0)], np.nan)
+    shown = take_features(stream[np.maximum(newest, 0)], index)  # NaN where the stream lacks
+    features = np.where(has_row[:, None], shown, np.nan)
+    if not calibrated:
+        logger.warning("the session ended before calibration finished (%.1f s): the painting "
+                       "rested at w_avg throughout", calibration_s)
+    return ws, {"valid": valid, "eeg_times": eeg_times, "calibrating": calibrating,
+                "features": features, "n_clean": n_clean}
+
+
+def _check_raw(raw) -> mne.io.BaseRaw:
+    if isinstance(raw, str | Path):
+        return read_raw(raw, verbose="error")
+    if not isinstance(raw, mne.io.BaseRaw):
+        raise NeuropaintError(f"'raw' must be an MNE Raw or a recording's path, got "
+                              f"{type(raw).__name__}.")
+    return raw
+
+
+def session_latents(
+    encoder,
+    raw: mne.io.BaseRaw | str | Path,
+    *,
+    fps: float = 15.0,
+    tau: float = 0.5,
+    motion: MotionConfig | None = None,
+    calibration_s: float | None = 10.0,
+    update_momentum: float | None = None,
+    w_avg: np.ndarray | None = None,
+    seed: int = 0,
+) -> SessionLatents:
+    """A recording's per-frame latents: online features -> encoder -> motion (no pixels).
+
+    ``motion`` (when given) replaces ``tau``; other parameters as in :func:`follow_rows`.
+    The encoder's normaliser is calibrated on this session.
+    """
+    _check_encoder(encoder)
+    raw = _check_raw(raw)
+    fps = check_positive(fps, "fps")
+    motion = motion or MotionConfig(tau=check_positive(tau, "tau"))
+    duration = raw.n_times / raw.info["sfreq"]
+    times = frame_times(duration, fps)
+    if len(times) == 0:
+        raise NeuropaintError(f"the recording ({duration:.3g} s) is shorter than one frame "
+                              f"at {fps:g} fps.")
+    rows = stream_features(raw, encoder.spec, times)
+    ws, info = follow_rows(encoder, rows, times, motion=motion, calibration_s=calibration_s,
+                           update_momentum=update_momentum, w_avg=w_avg, seed=seed)
+    return SessionLatents(
+        times=times, ws=ws, states=row_labels(raw, times), valid=info["valid"],
+        eeg_times=info["eeg_times"], calibrating=info["calibrating"],
+        features=info["features"], feature_names=list(encoder.feature_names),
+    )
+
+
+def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
+    """uint8 ``[N, H, W, 3]`` frames resized to ``size`` x ``size`` (PIL Lanczos)."""
+    if size is None or frames.shape[1:3] == (size, size):
+        return frames
+    size = check_int(size, "size", minimum=1)
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.LANCZOS))
+                     for f in frames])
+
+
+def synthesize(G: torch.nn.Module, ws: np.ndarray, *, size: int | None = None,
+               batch: int = 8, progress: bool = False) -> np.ndarray:
+    """Paint ``ws`` ``[N, num_ws, w_dim]``: uint8 frames ``[N, S, S, 3]`` (constant noise)."""
+    batch = check_int(batch, "batch", minimum=1)
+    ws_t = torch.from_numpy(np.ascontiguousarray(ws, dtype=np.float32))
+    starts = range(0, len(ws_t), batch)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="painting", unit="batch")
+    parts = [resize_frames(render_ws(G, ws_t[i : i + batch], batch=batch), size) for i in starts]
+    return np.concatenate(parts) if parts else np.zeros((0, size or 0, size or 0, 3), np.uint8)
+
+
+def render_recording(
+    encoder,
+    G: torch.nn.Module,
+    raw: mne.io.BaseRaw | str | Path,
+    *,
+    fps: float = 15.0,
+    size: int | None = None,
+    tau: float = 0.5,
+    calibration_s: float | None = 10.0,
+    motion: MotionConfig | None = None,
+    update_momentum: float | None = None,
+    seed: int = 0,
+    batch: int = 8,
+    progress: bool = False,
+    return_latents: bool = False,
+):
+    """Paint a recorded session as the live loop would.
+
+    Parameters
+    ----------
+    encoder : conditioning.encoder.Encoder
+        For ``G``; its normaliser gets this session's baseline.
+    G : Generator
+        A StyleGAN2 generator (``mapping.w_avg`` is where the painting rests).
+    raw : Raw | path
+        The recording (a path is read with :func:`eeg.io.read_raw`).
+    fps : float
+        Output frames per second; ``floor(duration * fps)`` frames are painted.
+    size : int | None
+        Output side in px (Lanczos resampling); None: the generator's resolution.
+    tau, calibration_s, motion, update_momentum, seed
+        See :func:`follow_rows` (``motion`` replaces ``tau`` when given).
+    batch : int
+        Frames per synthesis call.
+    return_latents : bool
+        Also return the :class:`SessionLatents`.
+
+    Returns
+    -------
+    frames : ndarray of uint8, shape (n_frames, S, S, 3)
+    table : list of dict
+        One per frame: the columns of ``frames.csv``.
+    latents : SessionLatents
+        Only with ``return_latents``.
+    """
+    _check_encoder(encoder, G)
+    if size is not None:
+        size = check_int(size, "size", minimum=8)
+    w_avg = getattr(G.mapping, "w_avg", None)
+    latents = session_latents(
+        encoder, raw, fps=fps, tau=tau, motion=motion, calibration_s=calibration_s,
+        update_momentum=update_momentum,
+        w_avg=None if w_avg is None else w_avg.detach().cpu().numpy(), seed=seed)
+    frames = synthesize(G, latents.ws, size=size, batch=batch, progress=progress)
+    if return_latents:
+        return frames, latents.table(), latents
+    return frames, latents.table()
+
+
+def write_table(table: list[dict], path: Path) -> Path:
+    """``frames.csv`` (atomically): one row per frame, floats to 6 significant digits."""
+    if not table:
+        raise NeuropaintError("no frames to write.")
+    columns = list(table[0])
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in table:
+            writer.writerow([_cell(row[c]) for c in columns])
+    return path
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool | np.bool_):
+        return str(int(value))
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _animation_name(path: Path) -> str:
+    """A file name for the recording's animation: its name without EEG suffixes."""
+    from datasets.eeg import session_name
+
+    return session_name(path)
+
+
+def _parse_calibration(text: str) -> float | None:
+    if text.strip().lower() == "session":
+        return None
+    try:
+        return check_positive(float(text), "--calibration", allow_zero=True)
+    except ValueError:
+        raise NeuropaintError(f"'--calibration' must be seconds or 'session', got {text!r}.") \
+            from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m conditioning.render",
+        description="Paint a recorded EEG session offline with a trained encoder and "
+        "generator, exactly as the live loop would (same online features, calibration, "
+        "artifact gating and motion): frames or an animation, plus frames.csv with each "
+        "frame's time, state annotation and features.",
+    )
+    parser.add_argument("encoder", help="encoder folder (from python -m conditioning.train)")
+    parser.add_argument("generator", help="generator snapshot or run folder the encoder was "
+                        "trained for")
+    parser.add_argument("recording", help="EEG recording: EDF/BDF/GDF/FIF/BrainVision/EEGLAB/"
+                        "XDF, or a recorded live session")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--fps", type=float, default=15.0, help="frames per second (15)")
+    parser.add_argument("--size", type=int, help="output side in px (default: the "
+                        "generator's resolution); Lanczos resampling")
+    parser.add_argument("--format", choices=FORMATS, default="gif",
+                        help="gif, webp, frames (PNG files) or mp4 (needs ffmpeg)")
+    parser.add_argument("--calibration", default="10", metavar="SECONDS",
+                        help="baseline period at the start, as live (10; 0 keeps the "
+                        "encoder's own), or 'session': the whole recording's baseline")
+    parser.add_argument("--tau", type=float, default=0.5, help="motion time constant in "
+                        "seconds (0.5)")
+    parser.add_argument("--drift", type=float, default=0.0, help="slow wander in W (0: off)")
+    parser.add_argument("--adapt", type=float, metavar="MOMENTUM", help="running update of "
+                        "the baseline after calibration, per feature row (e.g. 0.003, a ~30 s "
+                        "memory at 10 rows/s; default off)")
+    parser.add_argument("--stream", help="XDF only: the EEG stream's name or type")
+    parser.add_argument("--save-ws", action="store_true", help="also write ws.npy [N, num_ws, "
+                        "w_dim]")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the drift")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+
+    if args.format == "mp4" and shutil.which("ffmpeg") is None:
+        raise NeuropaintError("mp4 needs ffmpeg, which is not installed; use --format gif, "
+                              "webp or frames (or install ffmpeg).")
+    calibration = _parse_calibration(args.calibration)
+    motion = build_config(MotionConfig, tau=args.tau, drift=args.drift)
+    encoder = Encoder.from_pretrained(args.encoder, generator_path=args.generator)
+    G = load_generator(args.generator)
+    raw = read_raw(args.recording, stream=args.stream, verbose="error")
+    frames, table, latents = render_recording(
+        encoder, G, raw, fps=args.fps, size=args.size, motion=motion,
+        calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
+        progress=True, return_latents=True)
+    out = Path(args.out)
+    written = save_animation(frames, out, args.format, args.fps)
+    if args.format != "frames":
+        final = out / f"{_animation_name(Path(args.recording))}{written.suffix}"
+        written.replace(final)
+        written = final
+    csv_path = write_table(table, out / "frames.csv")
+    if args.save_ws:
+        with atomic_path(out / "ws.npy") as tmp:
+            np.save(tmp, latents.ws)
+    n_valid = int(latents.valid.sum())
+    print(f"{len(frames)} frames ({frames.shape[2]}x{frames.shape[1]} px, {args.fps:g} fps, "
+          f"{n_valid} from clean EEG) -> {written}")
+    print(f"per-frame table -> {csv_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,217 @@
+"""conditioning.metrics: the probe, the distances and the smoothness ratio on known cases,
+and evaluate_encoder end to end on a tiny generator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conditioning.encoder import Encoder
+from conditioning.metrics import (
+    GOALS,
+    coverage_from_sets,
+    evaluate_encoder,
+    image_features,
+    json_ready,
+    responsiveness,
+    ridge_probe,
+    settled_mask,
+    sliced_wasserstein_vectors,
+    smoothness,
+    summary_line,
+)
+from eeg.features import FeatureSpec
+from eeg.online import OnlineProcessor
+from eeg.synthetic import make_raw
+from neuropaint.validate import NeuropaintError
+
+SFREQ = 128.0
+STATES = ("neutral", "eyes_closed", "focused", "drowsy")
+
+
+def _coloured_frames(rng, colours, per_state, noise=20.0, size=16):
+    """Frames of flat colours plus pixel noise: [n_states * per_state, size, size, 3]."""
+    frames = []
+    for colour in colours:
+        base = np.broadcast_to(np.asarray(colour, np.float64), (per_state, size, size, 3))
+        frames.append(np.clip(base + rng.normal(0, noise, base.shape), 0, 255))
+    return np.concatenate(frames).astype(np.uint8)
+
+
+def test_probe_separates_separable_states_and_not_random_ones():
+    rng = np.random.default_rng(0)
+    colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
+    images, states, groups = [], [], []
+    for rec in range(3):
+        images.append(_coloured_frames(rng, colours, per_state=10))
+        states += [s for s in STATES for _ in range(10)]
+        groups += [rec] * 40
+    images = np.concatenate(images)
+    result = responsiveness(images, states, groups)
+    assert result["accuracy"] == 1.0 and result["passed"]
+    assert result["cv"] == "by_recording" and result["folds"] == 3
+    assert result["chance"] == 0.25 and result["classes"] == sorted(STATES)
+    shuffled = rng.permutation(np.asarray(states))
+    assert ridge_probe(image_features(images), shuffled, groups)["accuracy"] < 0.5
+
+
+def test_probe_with_one_recording_falls_back_to_time_blocks(caplog):
+    rng = np.random.default_rng(1)
+    images = _coloured_frames(rng, [(0, 0, 0), (255, 255, 255)] * 3, per_state=5)
+    states = ["a"] * 5 + ["b"] * 5
+    result = ridge_probe(image_features(images), states * 3, [0] * 30)
+    assert result["cv"] == "blocked" and result["accuracy"] == 1.0
+    assert "one recording only" in caplog.text
+
+
+def test_image_features_are_area_downsampled_pixels():
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    image[0, :16] = 255  # top half white
+    features = image_features(image, size=2).reshape(3, 2, 2)
+    np.testing.assert_allclose(features[:, 0], 1.0)
+    np.testing.assert_allclose(features[:, 1], 0.0)
+    assert image_features(np.zeros((2, 8, 8, 3), np.uint8), size=16).shape == (2, 3 * 8 * 8)
+
+
+def test_sliced_wasserstein_of_vectors_measures_a_shift():
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((500, 1))
+    # In 1-D every direction is +-1: the distance is the shift in units of b's spread.
+    assert sliced_wasserstein_vectors(b + 2.0, b) == pytest.approx(2.0 / b.std(), rel=1e-6)
+    a = rng.standard_normal((300, 8))  # sizes may differ
+    c = rng.standard_normal((700, 8))
+    same = sliced_wasserstein_vectors(a, c)
+    assert same < 0.15
+    assert sliced_wasserstein_vectors(a + 1.0, c) > 5 * same
+
+
+def test_coverage_ratio_is_about_one_for_one_distribution_and_large_for_another():
+    rng = np.random.default_rng(0)
+
+    def images(n, shift=0.0):
+        smooth = rng.normal(128 + shift, 40, (n, 4, 4, 3)).repeat(4, axis=1).repeat(4, axis=2)
+        return np.clip(smooth + rng.normal(0, 10, smooth.shape), 0, 255).astype(np.uint8)
+
+    def ws(n, shift=0.0):
+        return rng.standard_normal((n, 16)) + shift
+
+    same = coverage_from_sets(ws(200), ws(200), ws(200), images(96), images(96), images(96))
+    assert same["image_ratio"] == pytest.approx(1.0, abs=0.35)
+    assert same["w_ratio"] == pytest.approx(1.0, abs=0.35)
+    assert same["passed"] == (same["image_ratio"] <= GOALS["coverage"]["image_ratio"])
+    off = coverage_from_sets(ws(200, 2.0), ws(200), ws(200), images(96, 60.0), images(96),
+                             images(96))
+    assert off["image_ratio"] > 3 and off["w_ratio"] > 5 and not off["passed"]
+
+
+def _two_state_sequence(rng, jitter: float, fps: float = 10.0, seconds: float = 10.0):
+    """Latents that sit at 0 in state a and at 1 in state b (switch at half time), with
+    frame-to-frame jitter; a smooth 1 s ramp across the switch."""
+    n = int(2 * seconds * fps)
+    times = np.arange(n) / fps
+    level = np.clip((times - seconds) / 1.0, 0, 1)  # ramp after the switch
+    x = level[:, None] + jitter * rng.standard_normal((n, 6))
+    states = ["a" if t < seconds else "b" for t in times]
+    return x, states, times
+
+
+def test_smoothness_orders_a_jumpy_path_below_a_smooth_one():
+    rng = np.random.default_rng(0)
+    smooth = smoothness(*_two_state_sequence(rng, 0.005), settle_s=2.0)
+    jumpy = smoothness(*_two_state_sequence(rng, 0.2), settle_s=2.0)
+    assert smooth["n_switches"] == jumpy["n_switches"] == 1
+    assert smooth["between"] == pytest.approx(1.0, abs=0.02)
+    assert smooth["ratio"] > 50 > 5 > jumpy["ratio"]
+    # Exact on a noiseless path: steps of 0.01 within, a jump of 1 (+ one step) between.
+    times = np.arange(100) / 10
+    x = np.where(times < 5, 0.01 * np.arange(100), 1 + 0.01 * np.arange(100))[:, None]
+    exact = smoothness(x, ["a" if t < 5 else "b" for t in times], times, settle_s=0.0)
+    assert exact["within"] == pytest.approx(0.01, rel=1e-5)
+    assert exact["ratio"] == pytest.approx(101.0, rel=1e-5)
+
+
+def test_smoothness_and_settling_respect_recordings_and_unlabelled_frames():
+    times = np.tile(np.arange(40) / 10, 2)
+    states = (["a"] * 20 + ["b"] * 20) * 2
+    groups = [0] * 40 + [1] * 40
+    x = np.concatenate([np.r_[np.zeros(20), np.ones(20)], np.r_[np.ones(20), np.zeros(20)]])
+    result = smoothness(x[:, None], states, times, settle_s=0.5, groups=groups)
+    assert result["n_switches"] == 2  # none across the two recordings
+    assert result["within"] == 0.0 and result["ratio"] is None
+    mask = settled_mask(["", "a", "a", "a", "b"], np.arange(5.0), 1.0)
+    assert mask.tolist() == [False, False, True, True, False]
+    with pytest.raises(NeuropaintError, match=r"one entry per frame, got 3, 2, 3, 3"):
+        smoothness(np.zeros((3, 2)), ["a", "b"], np.arange(3.0), settle_s=1.0)
+
+
+def test_bad_metric_inputs_are_clear_errors():
+    with pytest.raises(NeuropaintError, match=r"a probe needs at least 2 states"):
+        ridge_probe(np.zeros((4, 3)), ["a"] * 4, [0, 0, 1, 1])
+    with pytest.raises(NeuropaintError, match=r"'images' must be uint8 frames \[N, H, W, 3\]"):
+        image_features(np.zeros((2, 3, 16, 16), np.float32))
+    with pytest.raises(NeuropaintError, match=r"must be non-empty \[N, dim\] sets of one dim"):
+        sliced_wasserstein_vectors(np.zeros((3, 2)), np.zeros((3, 4)))
+
+
+# --- end to end on a tiny generator ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(generator, generator_path):
+    """The conftest's tiny generator, a random-weight encoder and two 20 s recordings."""
+    raws = [make_raw(20.0, n_channels=16, sfreq=SFREQ, states=["neutral", "eyes_closed"],
+                     state_duration=5.0, seed=s, blinks=False) for s in range(2)]
+    names = OnlineProcessor(FeatureSpec(), SFREQ, raws[0].ch_names).names
+    encoder = Encoder.for_generator(FeatureSpec(), names, generator, generator_path,
+                                    hidden=16, code_dim=4)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=gen))
+    return generator, encoder, raws, generator_path
+
+
+def test_evaluate_encoder_reports_all_three_with_goals(tiny):
+    G, encoder, raws, _ = tiny
+    mean_before = encoder.normalizer.mean.clone()
+    result = evaluate_encoder(encoder, G, raws, fps=5.0, calibration_s=5.0, tau=0.3,
+                              n_random=32)
+    assert torch.equal(encoder.normalizer.mean, mean_before)  # calibrated copies only
+    probe, cover, smooth = result["responsiveness"], result["coverage"], result["smoothness"]
+    assert probe["cv"] == "by_recording" and probe["classes"] == ["eyes_closed", "neutral"]
+    assert 0.0 <= probe["accuracy"] <= 1.0 and probe["goal"] == 0.9
+    assert cover["n"] == 32 and cover["image_ratio"] > 0 and cover["goal"] == 1.2
+    assert smooth["n_switches"] == 4 and smooth["ratio"] > 0 and smooth["goal"] == 5.0
+    assert smooth["ratio_w"] > 0 and "RMS pixel" in smooth["unit"]
+    assert result["frames"] == 2 * 15 * 5 and result["fps"] == 5.0
+    assert result["settle_s"] == pytest.approx(2.0 + 3 * 0.3)
+    line = json.dumps(json_ready(result), allow_nan=False)  # one JSON line
+    assert "\n" not in line
+    assert "responsiveness" in summary_line(result)
+
+
+def test_evaluate_encoder_refuses_what_it_cannot_measure(tiny):
+    G, encoder, raws, _ = tiny
+    unlabelled = raws[0].copy().set_annotations(None)
+    with pytest.raises(NeuropaintError, match=r"no frame is in an annotated state"):
+        evaluate_encoder(encoder, G, [unlabelled], calibration_s=5.0, n_random=8)
+    with pytest.raises(NeuropaintError, match=r"the recordings end before the 30 s calibration"):
+        evaluate_encoder(encoder, G, raws, calibration_s=30.0, n_random=8)
+    with pytest.raises(NeuropaintError, match=r"no recordings to evaluate on"):
+        evaluate_encoder(encoder, G, [], n_random=8)
+
+
+def test_evaluate_encoder_reads_an_eeg_store(tiny, eeg_store):
+    G, encoder, _, run = tiny
+    result = evaluate_encoder(encoder, G, eeg_store, store_recordings=[1, 3], fps=4.0,
+                              calibration_s=None, n_random=16)
+    assert result["sessions"] == ["session1", "session3"] and result["calibration"] == "session"
+    assert result["responsiveness"]["classes"] == sorted(STATES)
+    # 4 states of 7.5 s each: 3 switches per session.
+    assert result["smoothness"]["n_switches"] == 6
+    other = Encoder.for_generator(FeatureSpec(window=1.0), eeg_store.names, G, run, hidden=8,
+                                  code_dim=2)
+    with pytest.raises(NeuropaintError, match=r"built with a different FeatureSpec"):
+        evaluate_encoder(other, G, eeg_store, n_random=8)
