@@ -1,4 +1,12 @@
 """The conditioning room: the EEG -> W encoder, the one bridge between `eeg` and `gan`.
 
-Not built yet: see the open issue "The conditioning room".
+- :mod:`conditioning.encoder`: :class:`~conditioning.encoder.Encoder` (feature rows -> ws),
+  saved with its FeatureSpec and the identity of the generator it belongs to.
+- :mod:`conditioning.train`: ``python -m conditioning.train`` (``align`` and ``pca`` modes;
+  ``joint`` is still to come).
+- :mod:`conditioning.render`: ``python -m conditioning.render``, a recorded session rendered
+  through the live path's processor and motion.
+- :mod:`conditioning.metrics`: responsiveness, coverage and smoothness.
+
+This room never talks to LSL.
 """

@@ -47,7 +47,7 @@ from PIL import Image
 
 from conditioning.encoder import Encoder, take_features
 from datasets.eeg import row_labels
-from eeg.features import FeatureFrame, _flag_bad_annotations
+from eeg.features import FeatureFrame, flag_bad_annotations
 from eeg.io import read_raw
 from eeg.online import OnlineProcessor
 from gan.checkpoint import load_generator
@@ -164,7 +164,7 @@ def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
         start = stop
     frame = FeatureFrame.concatenate(parts, processor.names)
     if reject_by_annotation and len(frame):
-        _flag_bad_annotations(frame, raw, processor.layout.window_n)
+        flag_bad_annotations(frame, raw, processor.layout.window_n)
     return frame
 
 
@@ -522,11 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
         progress=True, return_latents=True)
     out = Path(args.out)
-    written = save_animation(frames, out, args.format, args.fps)
-    if args.format != "frames":
-        final = out / f"{_animation_name(Path(args.recording))}{written.suffix}"
-        written.replace(final)
-        written = final
+    written = save_animation(frames, out, args.format, args.fps,
+                             name=_animation_name(Path(args.recording)))
     csv_path = write_table(table, out / "frames.csv")
     if args.save_ws:
         with atomic_path(out / "ws.npy") as tmp:

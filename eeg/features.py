@@ -520,11 +520,11 @@ def extract(
               for i in range(0, n_times, step)]
     frame = FeatureFrame.concatenate(frames, processor.names)
     if isinstance(inst, mne.io.BaseRaw) and reject_by_annotation:
-        _flag_bad_annotations(frame, inst, processor.layout.window_n)
+        flag_bad_annotations(frame, inst, processor.layout.window_n)
     return frame
 
 
-def _flag_bad_annotations(frame: FeatureFrame, raw: mne.io.BaseRaw, window_n: int) -> None:
+def flag_bad_annotations(frame: FeatureFrame, raw: mne.io.BaseRaw, window_n: int) -> None:
     """Set ``valid`` False for rows whose window overlaps a ``BAD*`` annotation."""
     annotations = raw.annotations
     bad = np.array([d.upper().startswith("BAD") for d in annotations.description], dtype=bool)

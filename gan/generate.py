@@ -155,8 +155,9 @@ def save_png(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def save_animation(frames: np.ndarray, out: Path, fmt: str, fps: int) -> Path:
-    """Frames as an animated GIF/WebP, PNG files, or an mp4 (when ffmpeg is installed)."""
+def save_animation(frames: np.ndarray, out: Path, fmt: str, fps: float,
+                   name: str = "interpolation") -> Path:
+    """Frames as ``out/NAME.gif|webp|mp4`` (mp4 when ffmpeg is installed) or PNG files."""
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "frames":
         for i, frame in enumerate(frames):
@@ -167,7 +168,7 @@ def save_animation(frames: np.ndarray, out: Path, fmt: str, fps: int) -> Path:
         if ffmpeg is None:
             raise NeuropaintError("mp4 needs ffmpeg, which is not installed; use --format gif, "
                                   "webp or frames (or install ffmpeg).")
-        path = out / "interpolation.mp4"
+        path = out / f"{name}.mp4"
         h, w = frames.shape[1:3]
         with atomic_path(path) as tmp:
             cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -175,7 +176,7 @@ def save_animation(frames: np.ndarray, out: Path, fmt: str, fps: int) -> Path:
                    "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", str(tmp)]
             subprocess.run(cmd, input=frames.tobytes(), check=True)
         return path
-    path = out / f"interpolation.{fmt}"
+    path = out / f"{name}.{fmt}"
     images = [Image.fromarray(f) for f in frames]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format=fmt.upper(), save_all=True, append_images=images[1:],

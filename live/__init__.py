@@ -1,5 +1,6 @@
 """The live room: LSL source and simulator, render engine, viewer, recording and replay.
 
-Not built yet: see the open issue "The live room". Feature math is never re-implemented
-here; it calls `eeg.online`.
+Built so far: :mod:`live.motion` (the smooth path through W, shared with the offline
+renderer). The rest is the open live-room issue. Feature math is never re-implemented here;
+it calls `eeg.online`.
 """
