@@ -64,7 +64,7 @@ from datasets.eeg import EEGStore
 from eeg.features import FeatureSpec
 from neuropaint.atomic import atomic_path, write_text
 from neuropaint.logs import run_cli, setup_logging
-from neuropaint.validate import NeuropaintError, build_config
+from neuropaint.validate import NeuropaintError, build_config, load_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -144,15 +144,7 @@ def check_store_spec(store: EEGStore, spec: FeatureSpec, what: str) -> None:
 
 
 def load_spec_file(path: str | Path) -> FeatureSpec:
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"no such file: {file}")
-    try:
-        values = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise NeuropaintError(f"{file} is not valid JSON: {exc.msg} (line {exc.lineno}).") \
-            from None
-    return build_config(FeatureSpec, values)
+    return load_config_file(path, FeatureSpec)
 
 
 @dataclass

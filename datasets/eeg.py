@@ -45,7 +45,7 @@ from eeg.preprocess import PreprocessConfig, clean
 from neuropaint import __version__
 from neuropaint.atomic import write_json
 from neuropaint.logs import run_cli, setup_logging
-from neuropaint.validate import NeuropaintError, build_config
+from neuropaint.validate import NeuropaintError, load_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -355,17 +355,7 @@ class EEGStore:
 
 
 def _load_config(path: str | None, model):
-    if path is None:
-        return model()
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"no such file: {file}")
-    try:
-        values = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise NeuropaintError(f"{file} is not valid JSON: {exc.msg} (line {exc.lineno}).")\
-            from None
-    return build_config(model, values)
+    return model() if path is None else load_config_file(path, model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

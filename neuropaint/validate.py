@@ -7,9 +7,11 @@ a traceback (see :func:`neuropaint.logs.run_cli`).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from numbers import Real
+from pathlib import Path
 
 import pydantic
 
@@ -82,3 +84,18 @@ def build_config(model: type[pydantic.BaseModel], values: dict | None = None, /,
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise NeuropaintError(format_validation_error(exc)) from None
+
+
+def load_config_file(path: str | Path, model: type[pydantic.BaseModel]):
+    """Read a JSON file into a pydantic config; every problem is one line naming the file."""
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"no such file: {file}")
+    try:
+        values = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise NeuropaintError(f"{file} is not valid JSON: {exc.msg} (line {exc.lineno}).") \
+            from None
+    if not isinstance(values, dict):
+        raise NeuropaintError(f"{file} must hold a JSON object, got {type(values).__name__}.")
+    return build_config(model, values)
