@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,13 +44,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from eeg.features import WHOLE_HEAD, FeatureSpec
+from gan.checkpoint import load_weights, save_weights
 from neuropaint import __version__
-from neuropaint.atomic import write_json
-from neuropaint.validate import NeuropaintError, check_int, check_unique
+from neuropaint.atomic import atomic_folder, write_json
+from neuropaint.validate import NeuropaintError, check_int, check_unique, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -530,17 +529,9 @@ class Encoder(nn.Module):
             if kind != KIND:
                 raise NeuropaintError(f"{folder} exists and is not an encoder folder "
                                       f"(kind {kind!r}); refusing to replace it.")
-        partial = folder.with_name(folder.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-        tensors = {k: v.detach().to("cpu").contiguous().clone()
-                   for k, v in self.state_dict().items()}
-        save_file(tensors, str(partial / WEIGHTS_NAME), metadata={"kind": KIND})
-        write_json(partial / CONFIG_NAME, self.config())  # last: its presence marks completeness
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
+        with atomic_folder(folder) as partial:
+            save_weights(self, partial / WEIGHTS_NAME, metadata={"kind": KIND})
+            write_json(partial / CONFIG_NAME, self.config())  # last: marks completeness
         return folder
 
     @classmethod
@@ -567,15 +558,7 @@ class Encoder(nn.Module):
             raise NeuropaintError(f"{folder / CONFIG_NAME} describes a {config.get('class')!r} "
                                   f"with arguments {sorted(kwargs)}; expected an Encoder.")
         encoder = cls(spec, names, generator=config.get("generator"), **kwargs)
-        weights = folder / WEIGHTS_NAME
-        try:
-            tensors = load_file(str(weights))
-        except Exception as exc:  # safetensors raises its own error types
-            raise NeuropaintError(f"{weights} is missing or corrupt ({exc}).") from None
-        missing, unexpected = encoder.load_state_dict(tensors, strict=False)
-        if missing or unexpected:
-            raise NeuropaintError(f"{weights} does not fit its config: missing {missing[:3]}, "
-                                  f"unexpected {unexpected[:3]}.")
+        load_weights(encoder, folder / WEIGHTS_NAME, what="its config")
         encoder.training_stats = dict(config.get("training_stats") or {})
         if generator_path is not None:
             encoder.check_generator(generator_path)
@@ -597,20 +580,5 @@ def _folder_kind(folder: Path) -> str | None:
 
 def read_encoder_config(directory: str | Path) -> dict:
     """An encoder folder's config.json, checked for kind and version."""
-    folder = Path(directory)
-    path = folder / CONFIG_NAME
-    if not path.exists():
-        partial = folder.with_name(folder.name + ".partial")
-        hint = " (a save into it did not finish)" if partial.exists() else ""
-        raise NeuropaintError(f"{folder} is not an encoder folder: no {CONFIG_NAME}{hint}.")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise NeuropaintError(f"{path} is corrupt: {exc.msg}.") from None
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        kind = config.get("kind") if isinstance(config, dict) else None
-        raise NeuropaintError(f"{folder} is not an encoder folder (kind {kind!r}).")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise NeuropaintError(f"{folder} has format version {config['format_version']}; this "
-                              f"neuropaint reads up to {FORMAT_VERSION}: upgrade neuropaint.")
-    return config
+    return read_manifest(directory, CONFIG_NAME, kind=KIND, format_version=FORMAT_VERSION,
+                         what="an encoder folder", verb="save")

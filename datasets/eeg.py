@@ -28,9 +28,7 @@ Store layout (a folder)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,13 +41,14 @@ from eeg.features import FeatureFrame, FeatureSpec, extract
 from eeg.io import read_raw
 from eeg.preprocess import PreprocessConfig, clean
 from neuropaint import __version__
-from neuropaint.atomic import write_json
+from neuropaint.atomic import atomic_folder, write_json
 from neuropaint.logs import run_cli, setup_logging
-from neuropaint.validate import NeuropaintError, load_config_file
+from neuropaint.validate import NeuropaintError, load_config_file, read_manifest
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+KIND = "neuropaint.eeg_store"
 _ARRAYS = ("features", "times", "recording", "label", "valid")
 UNLABELLED = ""
 
@@ -199,7 +198,7 @@ def build(
     }
     manifest = {
         "format_version": FORMAT_VERSION,
-        "kind": "neuropaint.eeg_store",
+        "kind": KIND,
         "neuropaint_version": __version__,
         "feature_names": names,
         "feature_spec": spec.model_dump(mode="json"),
@@ -209,16 +208,10 @@ def build(
         "skipped": skipped,
         "n_rows": len(arrays["times"]),
     }
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    for key, value in arrays.items():
-        np.save(partial / f"{key}.npy", value)
-    write_json(partial / "manifest.json", manifest)  # last: its presence marks completeness
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    with atomic_folder(out) as partial:
+        for key, value in arrays.items():
+            np.save(partial / f"{key}.npy", value)
+        write_json(partial / "manifest.json", manifest)  # last: its presence marks completeness
     report = {
         "recordings_in": len(files),
         "recordings_used": len(recordings),
@@ -249,22 +242,9 @@ class EEGStore:
 
     def __init__(self, path: str | Path, *, mmap: bool = True):
         self.path = Path(path)
-        manifest_path = self.path / "manifest.json"
-        if not manifest_path.exists():
-            partial = self.path.with_name(self.path.name + ".partial")
-            hint = " (a build into it did not finish)" if partial.exists() else ""
-            raise NeuropaintError(f"{self.path} is not an EEG store: no manifest.json{hint}.")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise NeuropaintError(f"{manifest_path} is corrupt: {exc.msg}.") from None
-        if manifest.get("kind") != "neuropaint.eeg_store":
-            raise NeuropaintError(f"{self.path} is not an EEG store (kind "
-                                  f"{manifest.get('kind')!r}).")
-        if manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise NeuropaintError(
-                f"{self.path} has format version {manifest['format_version']}; this neuropaint "
-                f"reads up to {FORMAT_VERSION}: upgrade neuropaint.")
+        manifest = read_manifest(self.path, "manifest.json", kind=KIND,
+                                 format_version=FORMAT_VERSION, what="an EEG store",
+                                 verb="build")
         self.manifest = manifest
         mode = "r" if mmap else None
         arrays = {}

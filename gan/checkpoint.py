@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from neuropaint import __version__
-from neuropaint.atomic import atomic_path, write_json, write_text
-from neuropaint.validate import NeuropaintError
+from neuropaint.atomic import atomic_folder, atomic_path, write_json, write_text
+from neuropaint.validate import NeuropaintError, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +84,6 @@ def save_snapshot(
     state : dict | None
         Resume state (tensors and plain containers), stored in state.pt.
     """
-    folder = Path(folder)
-    partial = folder.with_name(folder.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
@@ -98,19 +91,36 @@ def save_snapshot(
         "networks": {name: network_spec(net) for name, net in networks.items()},
         **config,
     }
-    for name, net in networks.items():
-        tensors = {k: v.detach().to("cpu").contiguous().clone()
-                   for k, v in net.state_dict().items()}
-        save_file(tensors, str(partial / f"{name}.safetensors"),
-                  metadata={"class": type(net).__name__})
-    if state is not None:
-        with atomic_path(partial / "state.pt") as tmp:
-            torch.save(state, tmp)
-    write_json(partial / "config.json", manifest)
-    if folder.exists():
-        shutil.rmtree(folder)
-    partial.rename(folder)
-    return folder
+    with atomic_folder(folder) as partial:
+        for name, net in networks.items():
+            save_weights(net, partial / f"{name}.safetensors",
+                         metadata={"class": type(net).__name__})
+        if state is not None:
+            with atomic_path(partial / "state.pt") as tmp:
+                torch.save(state, tmp)
+        write_json(partial / "config.json", manifest)  # last: its presence marks completeness
+    return Path(folder)
+
+
+def save_weights(net: torch.nn.Module, path: str | Path, metadata: dict[str, str]) -> Path:
+    """A module's parameters and buffers as one safetensors file."""
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+    return Path(path)
+
+
+def load_weights(net: torch.nn.Module, path: str | Path, *, what: str = "its network"
+                 ) -> torch.nn.Module:
+    """Fill ``net`` from a safetensors file, strictly; one-line errors for bad files."""
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise NeuropaintError(f"{path} is missing or corrupt ({exc}).") from None
+    missing, unexpected = net.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise NeuropaintError(f"{path} does not fit {what}: missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]}.")
+    return net
 
 
 def mark_latest(run_dir: str | Path, snapshot: str | Path) -> None:
@@ -140,17 +150,8 @@ def resolve_snapshot(path: str | Path) -> Path:
 
 def read_config(path: str | Path) -> dict:
     """The config.json of a snapshot (checked for kind and version)."""
-    folder = resolve_snapshot(path)
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise NeuropaintError(f"{folder / 'config.json'} is corrupt: {exc.msg}.") from None
-    if config.get("kind") != KIND:
-        raise NeuropaintError(f"{folder} is not a GAN snapshot (kind {config.get('kind')!r}).")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise NeuropaintError(f"{folder} has format version {config['format_version']}; this "
-                              f"neuropaint reads up to {FORMAT_VERSION}: upgrade neuropaint.")
-    return config
+    return read_manifest(resolve_snapshot(path), "config.json", kind=KIND,
+                         format_version=FORMAT_VERSION, what="a GAN snapshot")
 
 
 def load_network(path: str | Path, name: str = "G_ema", *, device: str | torch.device = "cpu"
@@ -162,16 +163,7 @@ def load_network(path: str | Path, name: str = "G_ema", *, device: str | torch.d
         raise NeuropaintError(f"{folder} has no network {name!r}; it has "
                               f"{', '.join(config['networks'])}.")
     net = build_network(config["networks"][name])
-    weights = folder / f"{name}.safetensors"
-    try:
-        tensors = load_file(str(weights))
-    except Exception as exc:  # safetensors raises its own error types
-        raise NeuropaintError(f"{weights} is missing or corrupt ({exc}).") from None
-    missing, unexpected = net.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise NeuropaintError(f"{weights} does not fit its network: missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}.")
-    return net.to(device)
+    return load_weights(net, folder / f"{name}.safetensors").to(device)
 
 
 def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"

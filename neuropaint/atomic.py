@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,29 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     with atomic_path(path) as tmp, open(tmp, mode.replace("x", "w"), **kwargs) as fh:
         yield fh
         fh.flush()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty ``PATH.partial`` folder to fill; on success it replaces ``path``.
+
+    A writer killed half-way leaves only ``PATH.partial`` (cleared by the next write), never a
+    folder under the final name that looks complete; an exception removes it at once.
+    """
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
+    _fsync_dir(target.parent)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

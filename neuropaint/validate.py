@@ -99,3 +99,29 @@ def load_config_file(path: str | Path, model: type[pydantic.BaseModel]):
     if not isinstance(values, dict):
         raise NeuropaintError(f"{file} must hold a JSON object, got {type(values).__name__}.")
     return build_config(model, values)
+
+
+def read_manifest(folder: str | Path, filename: str, *, kind: str, format_version: int,
+                  what: str, verb: str = "write") -> dict:
+    """The JSON manifest of a folder written by ``atomic_folder``, checked for kind and version.
+
+    ``what`` names the folder for messages ("an EEG store"). A missing manifest next to a
+    ``.partial`` folder is reported as an unfinished ``verb`` ("build", "save").
+    """
+    folder = Path(folder)
+    path = folder / filename
+    if not path.exists():
+        partial = folder.with_name(folder.name + ".partial")
+        hint = f" (a {verb} into it did not finish)" if partial.exists() else ""
+        raise NeuropaintError(f"{folder} is not {what}: no {filename}{hint}.")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise NeuropaintError(f"{path} is corrupt: {exc.msg}.") from None
+    found = manifest.get("kind") if isinstance(manifest, dict) else None
+    if found != kind:
+        raise NeuropaintError(f"{folder} is not {what} (kind {found!r}).")
+    if manifest.get("format_version", 0) > format_version:
+        raise NeuropaintError(f"{folder} has format version {manifest['format_version']}; this "
+                              f"neuropaint reads up to {format_version}: upgrade neuropaint.")
+    return manifest

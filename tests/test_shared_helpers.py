@@ -100,3 +100,39 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     plain.write_text("x")
     mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
     assert mode == stat.S_IMODE(os.stat(plain).st_mode)
+
+
+def test_atomic_folder_replaces_the_target_only_when_complete(tmp_path):
+    from neuropaint.atomic import atomic_folder
+
+    target = tmp_path / "store"
+    with atomic_folder(target) as partial:
+        (partial / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with pytest.raises(RuntimeError), atomic_folder(target) as partial:
+        (partial / "a.txt").write_text("half")
+        raise RuntimeError("writer died")
+    assert (target / "a.txt").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_read_manifest_checks_kind_version_and_unfinished_writes(tmp_path):
+    from neuropaint.validate import read_manifest
+
+    def read(folder):
+        return read_manifest(folder, "manifest.json", kind="k", format_version=1,
+                             what="a thing", verb="build")
+
+    folder = tmp_path / "thing"
+    (tmp_path / "thing.partial").mkdir()
+    with pytest.raises(NeuropaintError, match=r"is not a thing: no manifest.json \(a build"):
+        read(folder)
+    folder.mkdir()
+    write_json(folder / "manifest.json", {"kind": "other"})
+    with pytest.raises(NeuropaintError, match=r"is not a thing \(kind 'other'\)"):
+        read(folder)
+    write_json(folder / "manifest.json", {"kind": "k", "format_version": 9})
+    with pytest.raises(NeuropaintError, match=r"format version 9; this neuropaint reads up to 1"):
+        read(folder)
+    write_json(folder / "manifest.json", {"kind": "k", "format_version": 1, "x": 2})
+    assert read(folder)["x"] == 2

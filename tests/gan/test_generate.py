@@ -79,7 +79,7 @@ def test_interpolation_loops_and_is_written_as_gif(run, tmp_path):
         assert gif.n_frames == 6
 
 
-def test_mp4_without_ffmpeg_says_so(run, tmp_path, capsys, monkeypatch):
+def test_mp4_without_ffmpeg_says_so(run, tmp_path, capsys):
     import shutil
 
     if shutil.which("ffmpeg"):
