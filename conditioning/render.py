@@ -45,14 +45,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from conditioning.encoder import Encoder, take_features
+from conditioning.encoder import Encoder
+from conditioning.follow import MIN_CALIBRATION_ROWS, LatentFollower
 from datasets.eeg import row_labels
 from eeg.features import FeatureFrame, flag_bad_annotations
 from eeg.io import read_raw
 from eeg.online import OnlineProcessor
 from gan.checkpoint import load_generator
 from gan.generate import render_ws, save_animation
-from live.motion import MotionConfig, WMotion
+from live.motion import MotionConfig
 from neuropaint.atomic import atomic_open, atomic_path
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config, check_int, check_positive
@@ -63,7 +64,6 @@ __all__ = ["FORMATS", "SessionLatents", "follow_rows", "main", "render_recording
            "resize_frames", "session_latents", "stream_features", "write_table"]
 
 FORMATS = ("gif", "webp", "frames", "mp4")
-MIN_CALIBRATION_ROWS = 5  # Clean rows needed before the baseline is trusted.
 TABLE_COLUMNS = ("frame", "time", "state", "valid", "eeg_time", "calibrating")
 
 
@@ -168,12 +168,6 @@ def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
     return frame
 
 
-@torch.inference_mode()
-def _encode(encoder, row: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))[None]  # [1, F]
-    return encoder(x)[0].detach().cpu().numpy()  # [num_ws, w_dim]
-
-
 def _check_encoder(encoder, G=None) -> None:
     for attr in ("spec", "feature_names", "num_ws", "w_dim", "normalizer", "match_features",
                  "take_features"):
@@ -238,71 +232,45 @@ def follow_rows(
     whole_session = calibration_s is None
     if not whole_session:
         calibration_s = check_positive(calibration_s, "calibration_s", allow_zero=True)
-    if update_momentum is not None and not 0.0 < update_momentum <= 1.0:
-        raise NeuropaintError(f"'update_momentum' must be in (0, 1] or None, got "
-                              f"{update_momentum!r}.")
-    motion = motion or MotionConfig()
     times = np.asarray(times, dtype=np.float64)
-    index = np.asarray(encoder.match_features(rows.names))  # -1: the stream lacks it
-    stream = np.asarray(rows.values, dtype=np.float32)  # [n_rows, n_in], the stream's order
-    present = stream[:, index[index >= 0]]
-    clean = np.asarray(rows.valid, dtype=bool) & np.isfinite(present).all(axis=1)
-    n_clean = int(clean.sum())
     if len(rows) == 0:
         raise NeuropaintError("the recording gave no feature rows: it is shorter than one "
                               f"feature window ({encoder.spec.window:g} s).")
+    follower = LatentFollower(encoder, rows.names, motion=motion,
+                              calibration_s=0.0 if whole_session else calibration_s,
+                              update_momentum=update_momentum, w_avg=w_avg, seed=seed)
+    clean = follower.clean_mask(rows)
+    n_clean = int(clean.sum())
     if n_clean == 0:
         raise NeuropaintError(f"the recording has no clean feature rows (all {len(rows)} "
                               f"overlap bad spans or non-finite samples): nothing to paint from.")
     if (whole_session or calibration_s > 0) and n_clean < MIN_CALIBRATION_ROWS:
         raise NeuropaintError(f"the recording has only {n_clean} clean feature row(s); the "
                               f"calibration needs {MIN_CALIBRATION_ROWS}.")
+    if whole_session:
+        encoder.normalizer.calibrate(follower.take(np.asarray(rows.values)[clean]))
 
-    def take(sel) -> np.ndarray:
-        # Encoder columns; a feature the stream lacks reads as the current baseline.
-        return encoder.take_features(stream[sel], index)  # [n, F]
-
-    encoder.eval()
-    follow = WMotion(motion, encoder.num_ws, encoder.w_dim, w_avg=w_avg, seed=seed)
     # Newest row with time <= t for each frame (-1: none yet).
     newest = np.searchsorted(rows.times, times, side="right") - 1  # [n_frames]
     n_frames = len(times)
     ws = np.empty((n_frames, encoder.num_ws, encoder.w_dim), dtype=np.float32)
     valid = np.zeros(n_frames, dtype=bool)
     calibrating = np.zeros(n_frames, dtype=bool)
-    calibrated = whole_session or calibration_s == 0
-    if whole_session:
-        encoder.normalizer.calibrate(take(np.flatnonzero(clean)))
-    seen = -1  # rows up to this index have arrived
-    target_row = -1  # the row whose encoding is the current target
+    eeg_times = np.full(n_frames, np.nan)
+    features = np.full((n_frames, len(encoder.feature_names)), np.nan, dtype=np.float32)
+    seen = -1  # rows up to this index have been pushed
     previous_t = times[0] if n_frames else 0.0
     for i, t in enumerate(times):
-        arrived = newest[i]
-        if not calibrated and t >= calibration_s:
-            baseline = take(np.flatnonzero(clean[: arrived + 1]))
-            if len(baseline) >= MIN_CALIBRATION_ROWS:
-                encoder.normalizer.calibrate(baseline)
-                calibrated = True
-                logger.info("baseline from %d clean rows up to %.1f s", len(baseline), t)
-        elif calibrated and update_momentum is not None and arrived > seen:
-            new = seen + 1 + np.flatnonzero(clean[seen + 1 : arrived + 1])
-            if len(new):
-                encoder.normalizer.update(take(new), update_momentum)
-        seen = max(seen, arrived)
-        target = None
-        if arrived >= 0 and clean[arrived]:
-            valid[i] = True
-            if calibrated and (arrived != target_row or update_momentum is not None):
-                target = _encode(encoder, take([arrived])[0])
-                target_row = arrived
-        calibrating[i] = not calibrated
-        ws[i] = follow.step(target, t - previous_t)
+        if newest[i] > seen:
+            follower.push(rows[seen + 1 : newest[i] + 1])
+            seen = newest[i]
+        state = follower.step(t, t - previous_t)
         previous_t = t
-    has_row = newest >= 0
-    eeg_times = np.where(has_row, rows.times[np.maximum(newest, 0)], np.nan)
-    shown = take_features(stream[np.maximum(newest, 0)], index)  # NaN where the stream lacks
-    features = np.where(has_row[:, None], shown, np.nan)
-    if not calibrated:
+        ws[i], valid[i], calibrating[i] = state.ws, state.valid, state.calibrating
+        eeg_times[i] = state.eeg_time
+        if state.row is not None:
+            features[i] = state.row
+    if not follower.calibrated:
         logger.warning("the session ended before calibration finished (%.1f s): the painting "
                        "rested at w_avg throughout", calibration_s)
     return ws, {"valid": valid, "eeg_times": eeg_times, "calibrating": calibrating,

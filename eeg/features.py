@@ -162,6 +162,13 @@ class FeatureFrame:
     def __len__(self) -> int:
         return len(self.times)
 
+    def __getitem__(self, index: slice) -> FeatureFrame:
+        """The rows in a slice, as a new frame: ``frame[10:20]``."""
+        if not isinstance(index, slice):
+            raise TypeError("a FeatureFrame is sliced by rows only: frame[start:stop]")
+        return FeatureFrame(self.values[index], list(self.names), self.times[index],
+                            self.valid[index])
+
     @property
     def n_features(self) -> int:
         return len(self.names)

@@ -39,6 +39,7 @@ import numpy as np
 import pyxdf
 
 from eeg.channels import set_standard_montage
+from eeg.npeeg import read_npeeg
 from neuropaint.validate import NeuropaintError
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,10 @@ def _read_xdf(path: Path, *, stream: str | None, verbose: Any) -> mne.io.BaseRaw
     return raw
 
 
+def _read_npeeg(path: Path, *, stream: str | None, verbose: Any) -> mne.io.BaseRaw:
+    return read_npeeg(path, verbose=verbose)
+
+
 # Keys are lower-case suffixes; the longest one that ends the file name wins (".fif.gz").
 _FORMATS: dict[str, RecordingFormat] = {
     ".edf": RecordingFormat("EDF", _read_edf),
@@ -238,9 +243,8 @@ _FORMATS: dict[str, RecordingFormat] = {
     ".xdf": RecordingFormat("XDF", _read_xdf, multi_stream=True),
     ".xdfz": RecordingFormat("XDF", _read_xdf, multi_stream=True),
     ".xdf.gz": RecordingFormat("XDF", _read_xdf, multi_stream=True),
-    # Live-session recordings (written by live/) get their entry here once their format is
-    # settled: their suffix, and a reader(path, *, stream, verbose) returning a Raw in volts.
-    # read_raw then gives them the same channel typing, EEG pick, montage and units check.
+    # Live sessions (live.render --record): EEG with its LSL timestamps, see eeg.npeeg.
+    ".npeeg": RecordingFormat("neuropaint live session", _read_npeeg),
 }
 
 
@@ -257,6 +261,9 @@ def _check_path(path: object) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if path.is_dir():
+        session = path / "eeg.npeeg"  # a live session's folder (live.render --record)
+        if session.is_file():
+            return session
         raise NeuropaintError(f"{path} is a directory; give the recording file inside it.")
     return path
 

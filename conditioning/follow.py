@@ -1,0 +1,172 @@
+"""EEG feature rows -> the painting's ``ws``, one frame at a time: the live loop's core.
+
+:class:`LatentFollower` is the one implementation of what happens between the feature rows
+and the generator, used by the live engine (:mod:`live.engine`) frame by frame and by offline
+rendering (:func:`conditioning.render.follow_rows`) over a whole recording, so a recorded
+session re-renders as it looked live:
+
+1. rows arrive (:meth:`LatentFollower.push`), in the stream's feature order, matched by name to
+   the encoder's (a missing regional feature falls back to whole-head, never a refusal);
+2. until the calibration time, clean rows are kept; at that time (or as soon as there are
+   ``MIN_CALIBRATION_ROWS`` of them) they set the session baseline of the encoder's
+   normaliser; after it, an optional running update (an exponential average) follows slow
+   drifts of the signal;
+3. each frame (:meth:`LatentFollower.step`), the newest row, when it is clean and new, is
+   encoded to a target ``ws``; when it is not clean (non-finite samples or a ``BAD*`` span
+   in its window: blinks, saturation, a dead channel) there is no target and the last good
+   latent is held (artifact gating);
+4. :class:`live.motion.WMotion` follows the target smoothly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from conditioning.encoder import take_features
+from eeg.features import FeatureFrame
+from live.motion import MotionConfig, WMotion
+from neuropaint.validate import NeuropaintError, check_positive
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MIN_CALIBRATION_ROWS", "FollowState", "LatentFollower"]
+
+MIN_CALIBRATION_ROWS = 5  # Clean rows needed before the baseline is trusted.
+
+
+@dataclass
+class FollowState:
+    """What one frame was made of (everything but the pixels).
+
+    Attributes
+    ----------
+    ws : ndarray of float32, shape (num_ws, w_dim)
+        The latent painted, after motion.
+    valid : bool
+        The newest row was clean (False: the last good latent is held).
+    calibrating : bool
+        The session baseline is not set yet (the painting rests at ``w_avg``).
+    eeg_time : float
+        Time of the newest EEG sample in the newest row (NaN before the first row).
+    row : ndarray of float32 | None
+        The newest row in the encoder's feature order (NaN where the stream lacks a feature),
+        None before the first row.
+    """
+
+    ws: np.ndarray
+    valid: bool
+    calibrating: bool
+    eeg_time: float
+    row: np.ndarray | None
+
+
+class LatentFollower:
+    """Calibration, encoding, artifact gating and motion for one session.
+
+    Parameters
+    ----------
+    encoder : conditioning.encoder.Encoder
+        Its normaliser gets this session's baseline (pass a copy to keep the original).
+    names : sequence of str
+        Feature names of the rows that will be pushed, in column order.
+    motion : MotionConfig | None
+        Motion in W (default ``MotionConfig()``).
+    calibration_s : float
+        Session time (seconds, on the clock :meth:`step` is given) at which the baseline is
+        set from the clean rows seen so far; 0 keeps the encoder's baseline as it is.
+    update_momentum : float | None
+        After calibration, each clean row also moves the baseline with this momentum (the
+        live running update); None: off.
+    w_avg : ndarray, shape (w_dim,) | None
+        Where the painting rests before the first target (usually the generator's ``w_avg``).
+    seed : int
+        Seed of the motion's drift.
+    """
+
+    def __init__(self, encoder, names, *, motion: MotionConfig | None = None,
+                 calibration_s: float = 10.0, update_momentum: float | None = None,
+                 w_avg: np.ndarray | None = None, seed: int = 0):
+        self.encoder = encoder
+        self.names = list(names)
+        self.calibration_s = check_positive(calibration_s, "calibration_s", allow_zero=True)
+        if update_momentum is not None and not 0.0 < update_momentum <= 1.0:
+            raise NeuropaintError(f"'update_momentum' must be in (0, 1] or None, got "
+                                  f"{update_momentum!r}.")
+        self.update_momentum = update_momentum
+        self.index = np.asarray(encoder.match_features(self.names))  # -1: the stream lacks it
+        self.motion = WMotion(motion or MotionConfig(), encoder.num_ws, encoder.w_dim,
+                              w_avg=w_avg, seed=seed)
+        self.calibrated = self.calibration_s == 0
+        self._pending: list[np.ndarray] = []  # clean rows (encoder order) before calibration
+        self._newest: np.ndarray | None = None  # the newest row, encoder order (NaN: missing)
+        self._newest_clean = False
+        self._newest_time = float("nan")
+        self._fresh = False  # the newest row has not been encoded yet
+        self.rows_seen = 0
+        self.clean_rows_seen = 0
+        encoder.eval()
+
+    def clean_mask(self, rows: FeatureFrame) -> np.ndarray:
+        """Rows that may drive the painting: flagged valid and finite in every used column."""
+        values = np.asarray(rows.values, dtype=np.float32)
+        present = values[:, self.index[self.index >= 0]]
+        return np.asarray(rows.valid, dtype=bool) & np.isfinite(present).all(axis=1)
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """Stream rows ``(n, n_in)`` -> the encoder's columns (missing: the baseline)."""
+        return self.encoder.take_features(np.asarray(values, dtype=np.float32), self.index)
+
+    def push(self, rows: FeatureFrame) -> None:
+        """New feature rows, in time order, with the names given at construction."""
+        if len(rows) == 0:
+            return
+        if list(rows.names) != self.names:
+            raise NeuropaintError("the pushed rows' feature names differ from the ones this "
+                                  "follower was built for.")
+        clean = self.clean_mask(rows)
+        self.rows_seen += len(rows)
+        self.clean_rows_seen += int(clean.sum())
+        if clean.any():
+            good = self.take(np.asarray(rows.values)[clean])
+            if not self.calibrated:
+                self._pending.extend(good)
+            elif self.update_momentum is not None:
+                self.encoder.normalizer.update(good, self.update_momentum)
+        last = np.asarray(rows.values[-1:], dtype=np.float32)
+        self._newest = self.take(last)[0]
+        self._newest_shown = last
+        self._newest_clean = bool(clean[-1])
+        self._newest_time = float(rows.times[-1])
+        self._fresh = True
+
+    def _try_calibrate(self, t: float) -> None:
+        if self.calibrated or t < self.calibration_s or len(self._pending) < MIN_CALIBRATION_ROWS:
+            return
+        self.encoder.normalizer.calibrate(np.stack(self._pending))
+        logger.info("baseline from %d clean rows up to %.1f s", len(self._pending), t)
+        self._pending = []
+        self.calibrated = True
+
+    @torch.inference_mode()
+    def _encode(self, row: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))[None]  # [1, F]
+        return self.encoder(x)[0].detach().cpu().numpy()  # [num_ws, w_dim]
+
+    def step(self, t: float, dt: float) -> FollowState:
+        """The frame at session time ``t``, ``dt`` seconds after the previous one."""
+        self._try_calibrate(t)
+        target = None
+        valid = self._newest is not None and self._newest_clean
+        if valid and self.calibrated and (self._fresh or self.update_momentum is not None):
+            target = self._encode(self._newest)
+            self._fresh = False
+        ws = self.motion.step(target, dt)
+        row = None
+        if self._newest is not None:
+            row = take_features(self._newest_shown, self.index)[0]  # NaN where missing
+        return FollowState(ws=ws, valid=valid, calibrating=not self.calibrated,
+                           eeg_time=self._newest_time, row=row)

@@ -1,0 +1,137 @@
+"""The ``.npeeg`` file: EEG written sample by sample as it streams, readable while it grows.
+
+A live session (``live.render --record``) has to be written incrementally, so that killing the
+process loses at most the last second; EDF/BDF/FIF want their size or their end known, so a
+live session keeps its EEG in this small format instead, and :func:`eeg.io.read_raw` reads it
+like any other recording (``read_raw("session/eeg.npeeg")``).
+
+Layout: the 8 bytes ``NPEEG1\\n\\0``, a little-endian uint32 header length, a UTF-8 JSON header
+(``ch_names``, ``sfreq``, ``units`` = "V", ``clock``, free ``meta``), then records of one
+float64 timestamp and ``n_channels`` float32 samples in volts. A record cut short by a crash is
+ignored on reading. Timestamps are kept (LSL's clock of the recording machine); a jump between
+successive samples longer than :data:`GAP_S` becomes a ``BAD_gap`` annotation (the stream
+stalled), so features across it are not trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from neuropaint.validate import NeuropaintError
+
+__all__ = ["GAP_S", "MAGIC", "NpeegWriter", "read_npeeg", "record_dtype"]
+
+MAGIC = b"NPEEG1\n\0"
+GAP_S = 0.25  # A jump between successive timestamps longer than this is a gap.
+_MAX_HEADER = 1 << 20
+
+
+def record_dtype(n_channels: int) -> np.dtype:
+    """One sample: ``t`` (float64 seconds) and ``x`` (float32 volts per channel)."""
+    return np.dtype([("t", "<f8"), ("x", "<f4", (n_channels,))])
+
+
+class NpeegWriter:
+    """Append samples to a ``.npeeg`` file; :meth:`flush` makes them safe from a process kill.
+
+    Parameters
+    ----------
+    path : str | Path
+        The file (created; an existing file is refused).
+    ch_names : list of str
+    sfreq : float
+        Nominal sampling rate in Hz.
+    meta : dict | None
+        Anything JSON-able to keep in the header (stream name, source_id, ...).
+    """
+
+    def __init__(self, path: str | Path, ch_names: list[str], sfreq: float, *,
+                 meta: dict | None = None):
+        self.path = Path(path)
+        self.ch_names = list(ch_names)
+        if not self.ch_names or len(set(self.ch_names)) != len(self.ch_names):
+            raise NeuropaintError("a .npeeg file needs unique channel names.")
+        if not sfreq > 0:
+            raise NeuropaintError(f"'sfreq' must be > 0, got {sfreq!r}.")
+        self.dtype = record_dtype(len(self.ch_names))
+        header = json.dumps({"ch_names": self.ch_names, "sfreq": float(sfreq), "units": "V",
+                             "clock": "lsl", "meta": meta or {}}).encode()
+        self._fh = open(self.path, "xb")
+        self._fh.write(MAGIC + struct.pack("<I", len(header)) + header)
+        self._fh.flush()
+        self.n_samples = 0
+
+    def append(self, data: np.ndarray, times: np.ndarray) -> None:
+        """Samples ``(n_channels, n)`` in volts with their timestamps ``(n,)``."""
+        data = np.asarray(data)
+        times = np.asarray(times, dtype=np.float64)
+        if data.ndim != 2 or data.shape != (len(self.ch_names), len(times)):
+            raise NeuropaintError(f"expected data of shape ({len(self.ch_names)}, {len(times)}),"
+                                  f" got {data.shape}.")
+        records = np.empty(len(times), dtype=self.dtype)
+        records["t"] = times
+        records["x"] = data.T
+        self._fh.write(records.tobytes())
+        self.n_samples += len(times)
+
+    def flush(self) -> None:
+        """Hand what was appended to the operating system (survives a killed process)."""
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            self._fh.close()
+
+
+def _read_header(fh, path: Path) -> dict:
+    magic = fh.read(len(MAGIC))
+    if magic != MAGIC:
+        raise NeuropaintError(f"{path} is not a .npeeg file (wrong magic bytes).")
+    raw_len = fh.read(4)
+    if len(raw_len) != 4:
+        raise NeuropaintError(f"{path} is truncated inside its header.")
+    (length,) = struct.unpack("<I", raw_len)
+    if length > _MAX_HEADER:
+        raise NeuropaintError(f"{path} has an implausible header length ({length} bytes).")
+    try:
+        header = json.loads(fh.read(length).decode())
+        header["ch_names"] = [str(c) for c in header["ch_names"]]
+        header["sfreq"] = float(header["sfreq"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise NeuropaintError(f"{path} has a damaged header.") from None
+    return header
+
+
+def read_npeeg(path: str | Path, *, verbose=None) -> mne.io.RawArray:
+    """A ``.npeeg`` file as an MNE Raw (volts; ``BAD_gap`` where the stream stalled).
+
+    The Raw's ``info['description']`` holds the first sample's timestamp as
+    ``"lsl_t0=<seconds>"``; ``raw.times + t0`` are the samples' own clock.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        header = _read_header(fh, path)
+        body = fh.read()
+    ch_names, sfreq = header["ch_names"], header["sfreq"]
+    dtype = record_dtype(len(ch_names))
+    n = len(body) // dtype.itemsize  # a record cut short by a crash is left out
+    if n == 0:
+        raise NeuropaintError(f"{path} holds no samples.")
+    records = np.frombuffer(body[: n * dtype.itemsize], dtype=dtype)
+    times = records["t"].astype(np.float64)
+    data = records["x"].T.astype(np.float64)
+    info = mne.create_info(ch_names, sfreq, ch_types="eeg", verbose=verbose)
+    info["description"] = f"lsl_t0={float(times[0])!r}"
+    raw = mne.io.RawArray(data, info, verbose=verbose)
+    jumps = np.flatnonzero(np.diff(times) > GAP_S)
+    if len(jumps):
+        onsets = (jumps + 1) / sfreq
+        durations = np.full(len(jumps), 1.0 / sfreq)
+        raw.set_annotations(mne.Annotations(onsets, durations, ["BAD_gap"] * len(jumps)))
+    return raw

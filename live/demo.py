@@ -1,0 +1,144 @@
+"""The bundled demo model: where it lives, and the command that makes it.
+
+``python -m live.render`` with no arguments paints with the model in ``live/demo_model/``:
+
+- ``generator/``: the ``demo64`` preset (a slim 64 px StyleGAN2) trained by ``gan.train`` on
+  ``datasets.procedural`` colour-field paintings; only its ``G_ema`` is kept;
+- ``encoder/``: a ``conditioning.train --mode align`` encoder trained for that generator on
+  synthetic EEG sessions (``eeg.synthetic``, every state, several seeds).
+
+Made by the project's own code, from nothing but this repository::
+
+    python -m live.demo build --out live/demo_model --work runs/demo --minutes 60
+
+Each step resumes or is skipped when its output in ``--work`` exists, so an interrupted build
+goes on where it stopped. The paintings and EEG are generated, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from neuropaint.logs import run_cli, setup_logging
+from neuropaint.validate import NeuropaintError, check_positive
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEMO_MODEL", "build_demo_model", "demo_paths", "main"]
+
+DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
+DEMO_PRESET = "demo64"
+EEG_SESSIONS = 8          # Synthetic sessions for the encoder (2 held out by the trainer).
+EEG_SESSION_S = 160.0     # Each cycles the four states 4 times (10 s each).
+
+
+def demo_paths(folder: str | Path = DEMO_MODEL) -> tuple[Path, Path]:
+    """``(encoder, generator)`` folders of a demo model; a clear error when it is missing."""
+    folder = Path(folder)
+    encoder, generator = folder / "encoder", folder / "generator"
+    if not (encoder / "config.json").is_file() or not (generator / "config.json").is_file():
+        raise NeuropaintError(
+            f"no demo model in {folder}; make it with: python -m live.demo build --out {folder}")
+    return encoder, generator
+
+
+def _paintings(work: Path, count: int) -> Path:
+    from datasets.procedural import write_store
+
+    store = work / "paintings"
+    if not store.exists():
+        write_store(store, count=count, size=64)
+    return store
+
+
+def _train_generator(work: Path, store: Path, minutes: float) -> Path:
+    from gan.train import TrainConfig, Trainer
+
+    run = work / "gan"
+    cfg = TrainConfig(data=str(store), out=str(run), preset=DEMO_PRESET, kimg=100_000,
+                      max_minutes=minutes, snapshot_kimg=10, xflip=True,
+                      resume="auto" if (run / "latest").exists() else None)
+    Trainer(cfg).train(progress=True)
+    return run
+
+
+def _export_generator(run: Path, out: Path) -> None:
+    """Keep only G_ema of the run's latest snapshot (a normal, smaller snapshot folder)."""
+    from gan.checkpoint import load_generator, read_config, save_snapshot
+
+    config = read_config(run)
+    G = load_generator(run)
+    keep = {k: v for k, v in config.items()
+            if k not in ("networks", "format_version", "kind", "neuropaint_version")}
+    save_snapshot(out, {"G_ema": G}, keep)
+
+
+def _eeg_store(work: Path) -> Path:
+    from datasets.eeg import build
+    from eeg.synthetic import make_raw
+
+    store = work / "eeg_store"
+    if store.exists():
+        return store
+    folder = work / "eeg"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for seed in range(EEG_SESSIONS):
+        path = folder / f"synthetic_{seed:02d}_raw.fif"
+        if not path.exists():
+            make_raw(EEG_SESSION_S, n_channels=32, seed=seed).save(path, verbose="error")
+        files.append(path)
+    build(files, store, progress=True)
+    return store
+
+
+def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/demo",
+                     minutes: float = 60.0, count: int = 2000, encoder_steps: int = 1500
+                     ) -> Path:
+    """Make the demo model into ``out`` (see the module docstring); returns ``out``."""
+    from conditioning.train import EncoderTrainConfig, run
+
+    minutes = check_positive(minutes, "minutes")
+    out, work = Path(out), Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    store = _paintings(work, count)
+    gan_run = _train_generator(work, store, minutes)
+    staged = work / "demo_model"
+    if staged.exists():
+        shutil.rmtree(staged)
+    _export_generator(gan_run, staged / "generator")
+    eeg_store = _eeg_store(work)
+    run(EncoderTrainConfig(eeg=str(eeg_store), generator=str(staged / "generator"),
+                           out=str(staged / "encoder"), mode="align", steps=encoder_steps),
+        progress=True)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(staged, out)
+    logger.info("demo model written to %s", out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m live.demo", description="Make the bundled demo model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="train the demo generator and encoder")
+    b.add_argument("--out", default=str(DEMO_MODEL), help="demo model folder to write")
+    b.add_argument("--work", default="runs/demo", help="working folder (resumable)")
+    b.add_argument("--minutes", type=float, default=60.0, help="generator training time")
+    b.add_argument("--count", type=int, default=2000, help="procedural paintings")
+    b.add_argument("--encoder-steps", type=int, default=1500, help="align steps")
+    args = parser.parse_args(argv)
+    setup_logging()
+    path = build_demo_model(args.out, work=args.work, minutes=args.minutes, count=args.count,
+                            encoder_steps=args.encoder_steps)
+    print(f"demo model: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

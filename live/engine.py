@@ -1,0 +1,365 @@
+"""The live render engine: EEG chunks in, paintings out, at a steady frame rate.
+
+One frame of the loop (:meth:`Engine.render_frame`)::
+
+    source.read()                      everything that arrived since the last frame (never waits)
+      -> eeg.online.OnlineProcessor    causal filters and features, built from the encoder's spec
+      -> conditioning.follow.LatentFollower
+                                       calibration, artifact gating, encoder -> target ws,
+                                       live.motion.WMotion (a smooth path through W)
+      -> generator.synthesis           the painting (constant noise: a still EEG, a still image)
+      -> upscale                       to the output size (bicubic, or a gan.upscale model)
+      -> sinks                         viewer, numbered frames, session recording
+
+The loop runs at a target frame rate and never waits for EEG: each frame paints the newest
+feature row there is (latest-value semantics); a frame that cannot be painted in time is
+dropped (counted), never queued. Every frame carries the LSL time of the newest EEG sample it
+reflects (the end of the newest feature row's window), so its latency is measured:
+``age = local_clock() - eeg_time`` when the frame is ready.
+
+Feature rows are computed more often live than the encoder's training hop
+(``feature_rate``, default 40 rows/s, i.e. the spec's hop divided by a whole number): the
+window, bands and normalisation stay the encoder's, only the rows come more often, so the
+newest row is at most 25 ms older than the newest sample.
+
+Signal states shown to the performer: ``waiting`` (no sample yet), ``calibrating`` (the first
+``calibration`` seconds set the session baseline; the painting rests at ``w_avg``), ``ok``,
+``artifact`` (the newest row saw non-finite samples or a gap: the last good latent is held),
+``stalled`` (no sample for over a second: the last image is held until the stream returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from pylsl import local_clock
+
+from conditioning.follow import LatentFollower
+from eeg.features import FeatureFrame, FeatureSpec
+from eeg.online import OnlineProcessor
+from gan.train import to_uint8
+from live.motion import MotionConfig
+from neuropaint.validate import NeuropaintError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineConfig", "EngineStats", "Frame", "Sink", "band_meters", "live_spec"]
+
+GAP_S = 0.25  # A jump between successive samples' times longer than this is a gap.
+STAT_FRAMES = 600  # Frames kept for the age percentiles.
+
+
+class EngineConfig(BaseModel):
+    """How the live loop paints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fps: float = Field(15.0, gt=0, le=240, description="Target frames per second.")
+    size: int | None = Field(256, ge=8, le=4096, description="Output side in pixels (the "
+                             "generator's output is upscaled to it); None: the generator's.")
+    calibration: float = Field(10.0, ge=0, description="Seconds of EEG that set the session "
+                               "baseline before the painting follows the brain.")
+    update_momentum: float | None = Field(0.0005, gt=0, le=1, description="After calibration, "
+                                          "each clean row moves the baseline by this much "
+                                          "(follows slow drifts; 0.0005 at 40 rows/s is a "
+                                          "time constant of about 50 s); None: fixed baseline.")
+    feature_rate: float = Field(40.0, gt=0, le=1000, description="Feature rows per second "
+                                "computed live (the spec's hop divided by a whole number).")
+    motion: MotionConfig = Field(default_factory=lambda: MotionConfig(tau=0.6, drift=0.15),
+                                 description="Motion in W.")
+    seed: int = Field(0, ge=0, description="Seed of the motion's drift.")
+
+
+@dataclass
+class Frame:
+    """One painted frame and what it was made of."""
+
+    index: int
+    image: np.ndarray          # uint8 [H, W, 3]
+    ws: np.ndarray             # float32 [num_ws, w_dim]
+    time: float                # local_clock() when the frame was ready
+    eeg_time: float            # LSL time of the newest EEG sample it reflects (NaN: none yet)
+    signal: str                # waiting | calibrating | ok | artifact | stalled
+    valid: bool
+    calibrating: bool
+    bands: dict[str, float] = field(default_factory=dict)
+    render_ms: float = 0.0
+
+    @property
+    def age(self) -> float:
+        """Seconds between the newest EEG sample reflected and the frame being ready."""
+        return self.time - self.eeg_time
+
+
+class Sink(Protocol):
+    """Where frames go: the viewer, a folder of frames, a session recording.
+
+    A sink that also has ``write_eeg(data, times)`` receives every chunk of raw EEG (volts,
+    LSL times) as it arrives, before the frame it feeds.
+    """
+
+    def write(self, frame: Frame, status: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EngineStats:
+    """Frame rate, frame ages, dropped frames: what the status line and benchmark print."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.dropped = 0
+        self.stalled_frames = 0
+        self._ages: deque[float] = deque(maxlen=STAT_FRAMES)
+        self._times: deque[float] = deque(maxlen=STAT_FRAMES)
+        self.all_ages: list[float] = []  # every fresh frame's age (the benchmark's figures)
+
+    def add(self, frame: Frame, *, keep_all: bool = False) -> None:
+        self.frames += 1
+        self._times.append(frame.time)
+        if frame.signal == "stalled":
+            self.stalled_frames += 1
+        elif math.isfinite(frame.eeg_time):
+            self._ages.append(frame.age)
+            if keep_all:
+                self.all_ages.append(frame.age)
+
+    def fps(self, span: float = 2.0) -> float:
+        """Frames per second over the last ``span`` seconds."""
+        if len(self._times) < 2:
+            return 0.0
+        last = self._times[-1]
+        recent = [t for t in self._times if t >= last - span]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+    def age_ms(self) -> dict[str, float]:
+        """Percentiles of recent frame ages in milliseconds (empty before the first row)."""
+        if not self._ages:
+            return {}
+        p50, p95, p99 = np.percentile(np.asarray(self._ages) * 1000.0, [50, 95, 99])
+        return {"p50": round(float(p50), 1), "p95": round(float(p95), 1),
+                "p99": round(float(p99), 1)}
+
+
+def live_spec(spec: FeatureSpec, feature_rate: float) -> FeatureSpec:
+    """The encoder's spec with its hop divided by the whole number that reaches ``feature_rate``."""
+    k = max(1, math.ceil(spec.hop * feature_rate - 1e-9))
+    return spec if k == 1 else spec.model_copy(update={"hop": spec.hop / k})
+
+
+def band_meters(row: np.ndarray | None, names: Sequence[str], bands: Sequence[str]
+                ) -> dict[str, float]:
+    """Relative band power (0..1, summing to 1) from a row's whole-head features.
+
+    Uses ``relative_power:BAND:whole_head`` when the row has it, else
+    ``log_power:BAND:whole_head`` (log10 µV²) turned into shares of the total.
+    """
+    if row is None:
+        return {}
+    index = {name: i for i, name in enumerate(names)}
+    for kind in ("relative_power", "log_power"):
+        cols = [index.get(f"{kind}:{band}:whole_head") for band in bands]
+        if any(c is None for c in cols):
+            continue
+        values = np.asarray([row[c] for c in cols], dtype=np.float64)
+        if not np.isfinite(values).all():
+            return {}
+        power = values if kind == "relative_power" else 10.0 ** (values - values.max())
+        total = power.sum()
+        if total <= 0:
+            return {}
+        return {band: round(float(p / total), 4) for band, p in zip(bands, power, strict=True)}
+    return {}
+
+
+class Engine:
+    """EEG source -> features -> encoder -> motion -> generator -> sinks.
+
+    Parameters
+    ----------
+    encoder : conditioning.encoder.Encoder
+        Trained for ``G`` (its normaliser gets this session's baseline).
+    G : Generator
+        A StyleGAN2 generator in eval mode.
+    source : live.source.LSLSource
+        Opened; anything with ``meta`` (``sfreq``, ``ch_names``), ``read()`` and ``stalled``.
+    config : EngineConfig
+    sinks : sequence of Sink
+    upscaler : torch.nn.Module | None
+        A ``gan.upscale`` model (``[N, 3, H, W]`` in [-1, 1] -> ``scale`` x larger) applied
+        before the final resize; None: bicubic only.
+    """
+
+    def __init__(self, encoder, G: torch.nn.Module, source, config: EngineConfig | None = None,
+                 *, sinks: Sequence[Sink] = (), upscaler: torch.nn.Module | None = None,
+                 keep_ages: bool = False):
+        self.config = config or EngineConfig()
+        if not hasattr(G, "synthesis") or not hasattr(G, "mapping"):
+            raise NeuropaintError("the live engine needs a StyleGAN2 generator (with a W "
+                                  "space); this one has none.")
+        if (encoder.num_ws, encoder.w_dim) != (G.num_ws, G.w_dim):
+            raise NeuropaintError(
+                f"the encoder outputs ws [{encoder.num_ws}, {encoder.w_dim}] but the generator "
+                f"takes [{G.num_ws}, {G.w_dim}]: it was trained for another generator.")
+        self.encoder, self.G, self.source = encoder, G, source
+        self.sinks = list(sinks)
+        # Sinks that also keep the raw EEG (a session recording) have write_eeg(data, times).
+        self._eeg_sinks = [s for s in self.sinks if hasattr(s, "write_eeg")]
+        self.upscaler = upscaler
+        self.keep_ages = keep_ages
+        self.device = next(G.parameters()).device
+        meta = source.meta
+        self.spec = live_spec(encoder.spec, self.config.feature_rate)
+        self.processor = OnlineProcessor(self.spec, float(meta.sfreq), list(meta.ch_names))
+        self.window_s = self.processor.layout.window_n / self.processor.sfreq
+        w_avg = G.mapping.w_avg.detach().cpu().numpy() if hasattr(G.mapping, "w_avg") else None
+        self.follower = LatentFollower(
+            encoder, self.processor.names, motion=self.config.motion,
+            calibration_s=self.config.calibration, update_momentum=self.config.update_momentum,
+            w_avg=w_avg, seed=self.config.seed)
+        self.bands = list(self.spec.bands)
+        self.stats = EngineStats()
+        self.first_sample: float | None = None  # local clock of the first sample
+        self.newest_sample = -math.inf
+        self.gap_end = -math.inf  # rows whose window reaches back before this are not clean
+        self.last_frame: Frame | None = None
+        self._last_step: float | None = None
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ EEG
+    def _take_eeg(self) -> None:
+        data, times = self.source.read()
+        if len(times) == 0:
+            return
+        if self.first_sample is None:
+            self.first_sample = float(times[0])
+        if times[0] - self.newest_sample > GAP_S and math.isfinite(self.newest_sample):
+            logger.info("a %.2f s gap in the EEG: rows across it are not used", times[0] -
+                        self.newest_sample)
+            self.gap_end = float(times[0])
+        self.newest_sample = float(times[-1])
+        for sink in self._eeg_sinks:
+            sink.write_eeg(data, times)
+        rows = self.processor.push(data, times)
+        if len(rows):
+            if math.isfinite(self.gap_end):
+                crosses = rows.times - self.window_s < self.gap_end
+                rows = FeatureFrame(rows.values, rows.names, rows.times, rows.valid & ~crosses)
+            self.follower.push(rows)
+
+    # ------------------------------------------------------------------ pixels
+    @torch.inference_mode()
+    def paint(self, ws: np.ndarray) -> np.ndarray:
+        """uint8 ``[S, S, 3]`` from one ``ws`` ``[num_ws, w_dim]``."""
+        x = torch.from_numpy(np.ascontiguousarray(ws, dtype=np.float32))[None].to(self.device)
+        img = self.G.synthesis(x, noise_mode="const")  # [1, 3, H, W]
+        if self.upscaler is not None:
+            img = self.upscaler(img)
+        size = self.config.size
+        if size is not None and img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="bicubic", align_corners=False,
+                                antialias=img.shape[-1] > size)
+        return to_uint8(img)[0]
+
+    def render_frame(self) -> Frame:
+        """Paint one frame from whatever EEG has arrived; send it to the sinks."""
+        start = local_clock()
+        self._take_eeg()
+        stalled = bool(getattr(self.source, "stalled", False))
+        index = self.stats.frames
+        if stalled and self.last_frame is not None:
+            # The outlet is gone: hold the last image (and the motion) until it returns.
+            frame = Frame(index=index, image=self.last_frame.image, ws=self.last_frame.ws,
+                          time=local_clock(), eeg_time=self.last_frame.eeg_time,
+                          signal="stalled", valid=False, calibrating=self.last_frame.calibrating,
+                          bands=self.last_frame.bands)
+            self._last_step = None
+        else:
+            t = 0.0 if self.first_sample is None else start - self.first_sample
+            dt = 0.0 if self._last_step is None else start - self._last_step
+            self._last_step = start
+            state = self.follower.step(t, dt)
+            image = self.paint(state.ws)
+            if self.first_sample is None:
+                signal = "waiting"
+            elif state.calibrating:
+                signal = "calibrating"
+            elif not state.valid:
+                signal = "artifact"
+            else:
+                signal = "ok"
+            frame = Frame(index=index, image=image, ws=state.ws, time=local_clock(),
+                          eeg_time=state.eeg_time, signal=signal, valid=state.valid,
+                          calibrating=state.calibrating,
+                          bands=band_meters(state.row, self.encoder.feature_names, self.bands))
+        frame.render_ms = (frame.time - start) * 1000.0
+        self.stats.add(frame, keep_all=self.keep_ages)
+        self.last_frame = frame
+        status = self.status(frame)
+        for sink in self.sinks:
+            sink.write(frame, status)
+        return frame
+
+    def status(self, frame: Frame | None = None) -> dict:
+        """The status the viewer shows and the status line prints."""
+        frame = frame or self.last_frame
+        out = {"fps": round(self.stats.fps(), 2), "age_ms": self.stats.age_ms(),
+               "dropped": self.stats.dropped, "frames": self.stats.frames}
+        if frame is not None:
+            out.update({"frame": frame.index, "signal": frame.signal, "bands": frame.bands,
+                        "size": list(frame.image.shape[:2]),
+                        "render_ms": round(frame.render_ms, 1)})
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current frame (thread-safe)."""
+        self._stop.set()
+
+    def run(self, duration: float | None = None, *, on_frame=None) -> EngineStats:
+        """Paint at ``config.fps`` until :meth:`stop` or ``duration`` seconds.
+
+        ``on_frame(frame)`` is called after each frame (the status line uses it). A frame
+        whose slot has passed is dropped and counted, never painted late.
+        """
+        period = 1.0 / self.config.fps
+        begin = local_clock()
+        deadline = math.inf if duration is None else begin + duration
+        next_slot = begin
+        while not self._stop.is_set():
+            now = local_clock()
+            if now >= deadline:
+                break
+            if now < next_slot:
+                self._stop.wait(min(next_slot, deadline) - now)
+                continue
+            frame = self.render_frame()
+            if on_frame is not None:
+                on_frame(frame)
+            next_slot += period
+            late = local_clock() - next_slot
+            if late > 0:
+                missed = int(late // period) + 1
+                self.stats.dropped += missed
+                next_slot += missed * period
+        return self.stats
+
+    def close(self) -> None:
+        """Close every sink (the source belongs to the caller)."""
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                logger.warning("closing %s failed: %s", type(sink).__name__, exc)

@@ -1,0 +1,150 @@
+"""Recording a live session as it happens (``python -m live.render --record DIR``).
+
+A session folder holds:
+
+- ``session.json``: the stream (name, type, source_id, rate, labels), the encoder and the
+  generator (paths and weights hash), the engine settings, start and end times;
+- ``eeg.npeeg``: the raw EEG in volts with each sample's LSL timestamp (:mod:`eeg.npeeg`;
+  ``eeg.io.read_raw(DIR)`` reads it like any recording, so a session can be replayed,
+  re-rendered and used for training);
+- ``frames.csv``: one line per frame (index, LSL time ready, LSL time of the newest EEG sample,
+  age, signal state, clean row, calibrating);
+- ``ws.f32``: the painted latents, float32 ``[n_frames, num_ws, w_dim]`` back to back.
+
+Everything is appended and flushed at least every ``flush_s`` seconds (default 0.5), so a
+process killed with SIGKILL loses at most that much; ``session.json`` is rewritten atomically
+when the session ends (``ended`` stays null after a crash, and the readers cope: they take
+whole records only).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eeg.npeeg import NpeegWriter
+from live.engine import Frame
+from neuropaint.atomic import write_json
+from neuropaint.validate import NeuropaintError, check_positive, read_manifest
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FORMAT_VERSION", "FRAME_COLUMNS", "SessionRecorder", "read_session"]
+
+FORMAT_VERSION = 1
+FRAME_COLUMNS = ("frame", "time", "eeg_time", "age_ms", "signal", "valid", "calibrating")
+SESSION_NAME = "session.json"
+
+
+class SessionRecorder:
+    """A sink that writes the session (EEG, frames, ws) into ``folder`` as it goes.
+
+    Parameters
+    ----------
+    folder : str | Path
+        Created; an existing non-empty folder is refused (nothing already written is lost).
+    meta : live.source.StreamMeta
+        The stream recorded.
+    num_ws, w_dim : int
+        Shape of one frame's latents.
+    about : dict
+        Encoder, generator and settings to keep in ``session.json``.
+    flush_s : float
+        Longest time between flushes.
+    """
+
+    def __init__(self, folder: str | Path, meta, *, num_ws: int, w_dim: int,
+                 about: dict | None = None, flush_s: float = 0.5):
+        self.folder = Path(folder)
+        if self.folder.exists() and (not self.folder.is_dir() or any(self.folder.iterdir())):
+            raise NeuropaintError(f"{self.folder} already exists and is not empty; choose a new "
+                                  f"--record folder (nothing was overwritten).")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.flush_s = check_positive(flush_s, "flush_s")
+        self.shape = (int(num_ws), int(w_dim))
+        stream = meta.model_dump() if hasattr(meta, "model_dump") else dict(meta)
+        self.session = {
+            "kind": "neuropaint-live-session", "format_version": FORMAT_VERSION,
+            "stream": stream, "ws_shape": list(self.shape), **(about or {}),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ended": None,
+            "n_samples": None, "n_frames": None,
+        }
+        write_json(self.folder / SESSION_NAME, self.session)
+        self.eeg = NpeegWriter(self.folder / "eeg.npeeg", list(meta.ch_names), meta.sfreq,
+                               meta={"stream": stream})
+        self._frames_fh = open(self.folder / "frames.csv", "w", newline="")
+        self._csv = csv.writer(self._frames_fh)
+        self._csv.writerow(FRAME_COLUMNS)
+        self._ws_fh = open(self.folder / "ws.f32", "wb")
+        self.n_frames = 0
+        self._last_flush = time.monotonic()
+        self._closed = False
+
+    def write_eeg(self, data: np.ndarray, times: np.ndarray) -> None:
+        """Raw samples (volts) as they arrive from the source."""
+        self.eeg.append(data, times)
+        self._maybe_flush()
+
+    def write(self, frame: Frame, status: dict) -> None:
+        ws = np.ascontiguousarray(frame.ws, dtype="<f4")
+        if ws.shape != self.shape:
+            raise NeuropaintError(f"frame ws has shape {ws.shape}, the session {self.shape}.")
+        age = frame.age * 1000.0 if np.isfinite(frame.eeg_time) else float("nan")
+        self._csv.writerow([frame.index, f"{frame.time:.6f}", f"{frame.eeg_time:.6f}",
+                            f"{age:.2f}", frame.signal, int(frame.valid),
+                            int(frame.calibrating)])
+        self._ws_fh.write(ws.tobytes())
+        self.n_frames += 1
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_s:
+            self.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        self.eeg.flush()
+        self._frames_fh.flush()
+        self._ws_fh.flush()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.eeg.close()
+        self._frames_fh.close()
+        self._ws_fh.close()
+        self.session.update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            n_samples=self.eeg.n_samples, n_frames=self.n_frames)
+        write_json(self.folder / SESSION_NAME, self.session)
+        logger.info("session recorded in %s (%d samples, %d frames)", self.folder,
+                    self.eeg.n_samples, self.n_frames)
+
+
+def read_session(folder: str | Path) -> tuple[dict, list[dict], np.ndarray]:
+    """A recorded session: ``(session.json, frame rows, ws [n_frames, num_ws, w_dim])``.
+
+    After a crash the files may end mid-record: only whole frames present in both
+    ``frames.csv`` and ``ws.f32`` are returned.
+    """
+    folder = Path(folder)
+    session = read_manifest(folder, SESSION_NAME, kind="neuropaint-live-session",
+                            format_version=FORMAT_VERSION, what="a live session",
+                            verb="recording")
+    shape = tuple(session.get("ws_shape") or ())
+    if len(shape) != 2:
+        raise NeuropaintError(f"{folder / SESSION_NAME} has no valid 'ws_shape'.")
+    with open(folder / "frames.csv", newline="") as fh:
+        rows = [row for row in csv.DictReader(fh) if len(row) == len(FRAME_COLUMNS)
+                and None not in row.values()]
+    raw_ws = np.fromfile(folder / "ws.f32", dtype="<f4")
+    per = shape[0] * shape[1]
+    n = min(len(rows), len(raw_ws) // per)
+    if n == 0:
+        raise NeuropaintError(f"{folder} holds no whole frame.")
+    return session, rows[:n], raw_ws[: n * per].reshape(n, *shape)

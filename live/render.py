@@ -1,0 +1,257 @@
+"""``python -m live.render``: paint a brain live, for a performance.
+
+Examples
+--------
+python -m live.render                                  # the demo: simulated headset, bundled model
+python -m live.render --duration 60 --no-serve         # a minute of it, status lines only
+python -m live.render --stream MyHeadset               # a real headset on LSL (by stream name)
+python -m live.render --type EEG --encoder runs/enc --generator runs/gan --size 512
+python -m live.render --stream MyHeadset --record sessions/tonight --frames out/frames
+python -m live.render --serve 0.0.0.0:8765             # the viewer, visible to the network
+
+With no ``--stream``/``--type``/``--source-id``, a simulated headset (``python -m
+live.simulate``, synthetic EEG cycling through brain states) is started in a child process and
+played. With no ``--encoder``/``--generator``, the bundled demo model (``live/demo_model``, see
+:mod:`live.demo`) paints. The viewer is served at ``--serve`` (default
+``127.0.0.1:8765``; its URL is printed), and a one-line status is printed every few seconds:
+frames per second, frame age (EEG sample to painted frame) p50/p95, dropped frames and the
+state of the signal. Ctrl-C (or ``--duration``) stops everything cleanly: the session recording
+is closed, the child simulator ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from live.engine import Engine, EngineConfig
+from live.motion import MotionConfig
+from neuropaint.logs import run_cli, setup_logging
+from neuropaint.validate import NeuropaintError, build_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SimulatorProcess", "load_models", "main"]
+
+SIMULATOR_START_S = 30.0  # Longest wait for the child simulator's first line.
+
+
+class SimulatorProcess:
+    """``python -m live.simulate`` in a child process, ended with the parent."""
+
+    def __init__(self, name: str, *, channels: int = 32, rate: float = 256.0,
+                 chunk: int = 16, extra: Sequence[str] = ()):
+        self.name = name
+        cmd = [sys.executable, "-m", "live.simulate", "--name", name, "--channels",
+               str(channels), "--rate", f"{rate:g}", "--chunk", str(chunk), *extra]
+        # Its own process group: Ctrl-C in the terminal reaches the parent only, which then
+        # ends the child in order (no traceback from either).
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, start_new_session=True)
+        self.line = self._wait_ready()
+
+    def _wait_ready(self) -> str:
+        result: list[str] = []
+
+        def read() -> None:
+            result.append(self.process.stdout.readline())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(SIMULATOR_START_S)
+        line = result[0].strip() if result else ""
+        if not line.startswith("live.simulate: streaming"):
+            self.stop()
+            err = (self.process.stderr.read() or "").strip().splitlines()
+            why = err[-1] if err else f"no start line in {SIMULATOR_START_S:g} s"
+            raise NeuropaintError(f"the simulated headset did not start: {why}")
+        return line
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def load_models(encoder_path: str | None, generator_path: str | None, *,
+                device: str = "cpu"):
+    """``(encoder, G, encoder_folder, generator_folder)``; the demo model when both are None."""
+    from conditioning.encoder import Encoder
+    from gan.checkpoint import load_generator
+    from live.demo import demo_paths
+
+    if (encoder_path is None) != (generator_path is None):
+        raise NeuropaintError("give both --encoder and --generator (or neither, for the demo "
+                              "model).")
+    if encoder_path is None:
+        enc_dir, gen_dir = demo_paths()
+    else:
+        enc_dir, gen_dir = Path(encoder_path), Path(generator_path)
+    encoder = Encoder.from_pretrained(enc_dir, generator_path=gen_dir, device=device)
+    G = load_generator(gen_dir, device=device)
+    return encoder, G, enc_dir, gen_dir
+
+
+def _status_line(engine: Engine, source) -> str:
+    status = engine.status()
+    age = status.get("age_ms") or {}
+    ages = (f"age p50 {age['p50']:.0f} ms p95 {age['p95']:.0f} ms" if age else "age -")
+    signal_state = status.get("signal", "waiting")
+    if getattr(source, "stalled", False):
+        signal_state = f"stalled {source.stalled_for:.1f} s"
+    return (f"{status['fps']:.1f} fps, {ages}, dropped {status['dropped']}, "
+            f"signal {signal_state}, frame {status['frames']}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m live.render",
+                                description="Paint EEG live: headset (or simulator) -> viewer.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_argument_group("EEG source (none: a simulated headset)")
+    src.add_argument("--stream", help="LSL stream name of the headset")
+    src.add_argument("--type", dest="stream_type", help="LSL stream type (e.g. EEG)")
+    src.add_argument("--source-id", help="LSL source_id of the headset")
+    src.add_argument("--timeout", type=float, default=10.0, help="seconds to find the stream")
+    src.add_argument("--sim-channels", type=int, default=32, help="simulator: channels")
+    src.add_argument("--sim-rate", type=float, default=256.0, help="simulator: rate in Hz")
+    src.add_argument("--sim-chunk", type=int, default=16, help="simulator: samples per chunk")
+    model = p.add_argument_group("model (none: the bundled demo model)")
+    model.add_argument("--encoder", help="encoder folder (conditioning.train)")
+    model.add_argument("--generator", help="generator snapshot or run (gan.train)")
+    model.add_argument("--upscaler", help="gan.upscale model applied after the generator")
+    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    model.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads; 1 is fastest for small models beside the "
+                            "LSL, viewer and simulator threads (2 threads spin against them)")
+    paint = p.add_argument_group("painting")
+    paint.add_argument("--fps", type=float, default=15.0, help="target frames per second")
+    paint.add_argument("--size", type=int, default=256, help="output side in pixels")
+    paint.add_argument("--calibration", type=float, default=10.0,
+                       help="seconds of EEG that set the session baseline")
+    paint.add_argument("--tau", type=float, default=0.6, help="motion time constant (s)")
+    paint.add_argument("--drift", type=float, default=0.15,
+                       help="slow wander in W when the EEG is still (0: off)")
+    paint.add_argument("--seed", type=int, default=0, help="seed of the drift")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--serve", default="127.0.0.1:8765",
+                     help="viewer address HOST:PORT (0.0.0.0 exposes it to the network)")
+    out.add_argument("--no-serve", action="store_true", help="no viewer")
+    out.add_argument("--frames", help="also write numbered frames into this folder")
+    out.add_argument("--frame-format", default="jpg", choices=("jpg", "png"))
+    out.add_argument("--record", help="record the session (EEG, frames, ws) into this folder")
+    out.add_argument("--duration", type=float, help="stop after this many seconds")
+    out.add_argument("--status-every", type=float, default=5.0,
+                     help="seconds between status lines")
+    out.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging("WARNING" if args.quiet else "INFO")
+    from live.record import SessionRecorder
+    from live.sinks import FrameFolder, ViewerSink
+    from live.source import LSLSource
+    from live.viewer import Viewer, parse_address
+
+    config = build_config(EngineConfig, fps=args.fps, size=args.size,
+                          calibration=args.calibration, seed=args.seed,
+                          motion=build_config(MotionConfig, tau=args.tau, drift=args.drift))
+    address = None if args.no_serve else parse_address(args.serve)
+    if args.threads < 1:
+        raise NeuropaintError(f"--threads must be >= 1, got {args.threads}.")
+    torch.set_num_threads(args.threads)
+    encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator,
+                                               device=args.device)
+    upscaler = None
+    if args.upscaler:
+        from gan.upscale import Upscaler
+
+        upscaler = Upscaler.from_pretrained(args.upscaler, device=args.device)
+
+    stop = threading.Event()
+    simulator = source = engine = None
+    sinks: list = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum, frame) -> None:
+        stop.set()
+        if engine is not None:
+            engine.stop()
+
+    for s in previous:
+        signal.signal(s, on_signal)
+    try:
+        use_simulator = not (args.stream or args.stream_type or args.source_id)
+        if use_simulator:
+            name = f"neuropaint-demo-{uuid.uuid4().hex[:8]}"
+            simulator = SimulatorProcess(name, channels=args.sim_channels, rate=args.sim_rate,
+                                         chunk=args.sim_chunk)
+            print(f"live.render: {simulator.line.removeprefix('live.simulate: ')}", flush=True)
+            source = LSLSource(name, type="EEG", timeout=args.timeout).open()
+        else:
+            source = LSLSource(args.stream, type=args.stream_type or
+                               (None if args.stream or args.source_id else "EEG"),
+                               source_id=args.source_id, timeout=args.timeout).open()
+        if args.record:
+            about = {"encoder": str(Path(enc_dir).resolve()),
+                     "generator": str(Path(gen_dir).resolve()),
+                     "generator_identity": encoder.generator_info,
+                     "engine": config.model_dump(mode="json")}
+            sinks.append(SessionRecorder(args.record, source.meta, num_ws=G.num_ws,
+                                         w_dim=G.w_dim, about=about))
+        if args.frames:
+            sinks.append(FrameFolder(args.frames, args.frame_format))
+        if address is not None:
+            viewer = Viewer(*address, title="neuropaint")
+            url = viewer.start()
+            sinks.append(ViewerSink(viewer))
+            print(f"live.render: viewer at {url}", flush=True)
+        engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler)
+        if stop.is_set():
+            return 0
+        print(f"live.render: painting {source.meta.describe()} at {args.fps:g} fps, "
+              f"{args.size} px; calibrating for {args.calibration:g} s (Ctrl-C stops)",
+              flush=True)
+        last = [time.monotonic()]
+
+        def on_frame(frame) -> None:
+            now = time.monotonic()
+            if now - last[0] >= args.status_every:
+                last[0] = now
+                print(f"live.render: {_status_line(engine, source)}", flush=True)
+
+        with torch.inference_mode():
+            engine.run(args.duration, on_frame=on_frame)
+        print(f"live.render: stopped: {_status_line(engine, source)}", flush=True)
+    finally:
+        if engine is not None:
+            engine.close()
+        else:
+            for sink in sinks:
+                sink.close()
+        if source is not None:
+            source.close()
+        if simulator is not None:
+            simulator.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

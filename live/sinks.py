@@ -1,0 +1,100 @@
+"""Frame sinks of the live engine besides the session recording: the viewer and a frame folder.
+
+Each sink has ``write(frame, status)`` and ``close()`` (see :class:`live.engine.Sink`); none
+may hold up the render loop, so the slow ones (disk) work from a thread of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+
+from PIL import Image
+
+from live.engine import Frame
+from neuropaint.atomic import atomic_path
+from neuropaint.validate import NeuropaintError, check_option
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FRAME_FORMATS", "FrameFolder", "ViewerSink"]
+
+FRAME_FORMATS = ("jpg", "png")
+
+
+class ViewerSink:
+    """Hands each frame and the engine's status to a :class:`live.viewer.Viewer`."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+
+    def write(self, frame: Frame, status: dict) -> None:
+        self.viewer.publish(frame.image, status)
+
+    def close(self) -> None:
+        self.viewer.stop()
+
+
+class FrameFolder:
+    """Numbered image files (``frame_000000.jpg``, ...) written by a background thread.
+
+    Parameters
+    ----------
+    folder : str | Path
+        Created if needed; existing frame files are refused rather than overwritten.
+    fmt : {"jpg", "png"}
+    quality : int
+        JPEG quality.
+    backlog : int
+        Frames waiting for the disk before new ones are skipped (and counted): the render
+        loop is never held up by a slow disk.
+    """
+
+    def __init__(self, folder: str | Path, fmt: str = "jpg", *, quality: int = 92,
+                 backlog: int = 64):
+        self.folder = Path(folder)
+        self.fmt = check_option(fmt, "format", FRAME_FORMATS)
+        if self.folder.exists() and any(self.folder.glob("frame_*")):
+            raise NeuropaintError(f"{self.folder} already holds frame files; choose a new "
+                                  f"--frames folder (nothing was overwritten).")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.quality = quality
+        self.skipped = 0
+        self.written = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=backlog)
+        self._thread = threading.Thread(target=self._work, name="frame-folder", daemon=True)
+        self._thread.start()
+
+    def write(self, frame: Frame, status: dict) -> None:
+        try:
+            self._queue.put_nowait((frame.index, frame.image))
+        except queue.Full:
+            self.skipped += 1
+            if self.skipped in (1, 100, 1000):
+                logger.warning("the disk cannot keep up: %d frame file(s) skipped so far",
+                               self.skipped)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            index, image = item
+            path = self.folder / f"frame_{index:06d}.{self.fmt}"
+            try:
+                with atomic_path(path) as tmp:
+                    options = {"quality": self.quality} if self.fmt == "jpg" else {}
+                    Image.fromarray(image).save(tmp, format="JPEG" if self.fmt == "jpg"
+                                                else "PNG", **options)
+                self.written += 1
+            except OSError as exc:
+                logger.error("could not write %s: %s", path, exc)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        if self.skipped:
+            logger.warning("%d frame file(s) were skipped (the disk was too slow)",
+                           self.skipped)

@@ -1,0 +1,691 @@
+"""live.viewer: real HTTP on loopback, real MJPEG decoded by Pillow, real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import http.client
+import io
+import json
+import logging
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from live.viewer import Viewer, parse_address
+from neuropaint.validate import NeuropaintError
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _port(viewer: Viewer) -> int:
+    return urlsplit(viewer.url).port
+
+
+def _request(viewer: Viewer, path: str, method: str = "GET") -> tuple[int, dict, bytes]:
+    """One request with ``path`` sent exactly as written (http.client does not normalise it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", _port(viewer), timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        endless = response.getheader("Content-Type", "").startswith("multipart/")
+        body = b"" if endless else response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def _red(i: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """A solid frame whose red level changes a lot from one frame to the next."""
+    image = np.zeros((*size, 3), dtype=np.uint8)
+    image[..., 0] = 40 + (i * 29) % 200
+    image[..., 1] = 20
+    return image
+
+
+def _blue(i: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    image = np.zeros((*size, 3), dtype=np.uint8)
+    image[..., 2] = 40 + (i * 29) % 200
+    image[..., 1] = 20
+    return image
+
+
+class _Publisher:
+    """Publishes ``frame(i)`` at ``fps`` in a thread, as the engine would."""
+
+    def __init__(self, viewer: Viewer, frame: Callable[[int], np.ndarray], fps: float = 10.0):
+        self.viewer, self.frame, self.fps = viewer, frame, fps
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            image = self.frame(self.count)
+            self.viewer.publish(image, {"fps": self.fps, "frame": self.count,
+                                        "size": list(image.shape[:2]), "signal": "ok",
+                                        "age_ms": {"p50": 40.0, "p95": 75.0},
+                                        "bands": {"alpha": 0.8, "beta": 0.3}})
+            self.count += 1
+            self._stop.wait(1.0 / self.fps)
+
+    def __enter__(self) -> _Publisher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _MjpegReader:
+    """A stream client that splits multipart/x-mixed-replace parts at the boundary itself."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", _port(viewer)), timeout=10)
+        self.sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: viewer\r\n\r\n")
+        self._buffer = b""
+        status, *lines = self._until(b"\r\n\r\n").decode().split("\r\n")
+        assert status.startswith("HTTP/1.1 200"), status
+        self.headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+        boundary = self.headers["content-type"].split("boundary=")[1].encode()
+        assert self._until(b"\r\n") == b"--" + boundary
+        self._delimiter = b"\r\n--" + boundary + b"\r\n"
+        self._part_headers()
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self._buffer:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise EOFError("the stream ended")
+            self._buffer += chunk
+        before, self._buffer = self._buffer.split(marker, 1)
+        return before
+
+    def _part_headers(self) -> None:
+        assert self._until(b"\r\n\r\n").lower() == b"content-type: image/jpeg"
+
+    def frame(self) -> tuple[int, bytes]:
+        """The next part: (sequence number from the JPEG comment, JPEG bytes)."""
+        jpeg = self._until(self._delimiter)
+        self._part_headers()
+        comment = Image.open(io.BytesIO(jpeg)).info["comment"].decode()
+        assert comment.startswith("neuropaint frame ")
+        return int(comment.split()[-1]), jpeg
+
+    def close(self, *, reset: bool = False) -> None:
+        if reset:  # Close with a TCP reset, as a crashed browser would.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+def _decode(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+
+def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if isinstance(value, np.ndarray) or value:  # An array (a screenshot) counts as found.
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def viewer() -> Iterator[Viewer]:
+    viewer = Viewer(port=0)
+    viewer.start()
+    yield viewer
+    viewer.stop()
+
+
+@pytest.fixture
+def quiet_log(caplog, capfd) -> Iterator[None]:
+    """Fails the test if the viewer logged a warning, an error or a traceback on stderr."""
+    caplog.set_level(logging.DEBUG, logger="live.viewer")
+    yield
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not loud, [r.getMessage() for r in loud]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+# -- addresses and settings ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:8765", ("127.0.0.1", 8765)),
+    (":8765", ("127.0.0.1", 8765)),
+    ("0.0.0.0:9000", ("0.0.0.0", 9000)),
+    ("[::1]:8765", ("::1", 8765)),
+    ("[::]:80", ("::", 80)),
+    ("localhost:0", ("localhost", 0)),
+    (" studio-pc.local:65535 ", ("studio-pc.local", 65535)),
+])
+def test_parse_address_accepts_host_port_forms(text, expected):
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("8765", "no port"),
+    ("", "no port"),
+    ("127.0.0.1:", "port must be a number"),
+    ("127.0.0.1:http", "port must be a number"),
+    ("127.0.0.1:65536", "port must be a number"),
+    ("127.0.0.1:-1", "port must be a number"),
+    ("::1:8765", "IPv6 address goes in brackets"),
+    ("[::1]", "followed by :PORT"),
+    ("[::1]8765", "followed by :PORT"),
+    ("[nope]:8765", "not an IPv6 address"),
+    ("300.1.2.3:8765", "not an IPv4 address"),
+    ("bad host:8765", "not a host name"),
+    ("-x.org:8765", "not a host name"),
+])
+def test_parse_address_rejects_bad_input_in_one_line(text, why):
+    with pytest.raises(NeuropaintError, match=rf"^'serve' must be HOST:PORT such as .*{why}"):
+        parse_address(text)
+    with pytest.raises(NeuropaintError, match="must be a string"):
+        parse_address(8765)
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"port": 70000}, "port"),
+    ({"port": -1}, "port"),
+    ({"host": ""}, "host"),
+    ({"jpeg_quality": 0}, "jpeg_quality"),
+    ({"jpeg_quality": 100}, "jpeg_quality"),
+    ({"max_clients": 0}, "max_clients"),
+])
+def test_bad_settings_name_the_field(kwargs, field):
+    with pytest.raises(NeuropaintError, match=rf"^invalid ViewerConfig: '{field}'"):
+        Viewer(**kwargs)
+
+
+def test_port_in_use_is_a_clear_error(viewer):
+    port = _port(viewer)
+    with pytest.raises(NeuropaintError, match=rf"^port {port} on 127.0.0.1 is already in use .*"
+                                              rf"--serve 127.0.0.1:OTHERPORT"):
+        Viewer("127.0.0.1", port).start()
+    assert _request(viewer, "/")[0] == 200  # The first viewer is unharmed.
+
+
+def test_unknown_host_and_foreign_address_are_clear_errors():
+    with pytest.raises(NeuropaintError, match="does not resolve"):
+        Viewer("no-such-host.invalid", 0).start()
+    with pytest.raises(NeuropaintError, match=r"^192\.0\.2\.1 is not an address of this machine"):
+        Viewer("192.0.2.1", 0).start()  # TEST-NET-1: never a local address.
+
+
+def test_loopback_is_quiet_and_the_network_gets_a_warning(caplog):
+    caplog.set_level(logging.INFO, logger="live.viewer")
+    with Viewer("127.0.0.1", 0):
+        pass
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with Viewer("0.0.0.0", 0) as viewer:
+        assert viewer.url.startswith("http://127.0.0.1:")  # Where a local browser finds it.
+        assert _request(viewer, "/")[0] == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "visible on the network" in warnings[0]
+
+
+def test_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    with Viewer("::1", 0) as viewer:
+        assert viewer.url.startswith("http://[::1]:")
+        conn = http.client.HTTPConnection("::1", urlsplit(viewer.url).port, timeout=10)
+        conn.request("GET", "/status.json")
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_publish_rejects_bad_frames_and_status(viewer):
+    bad_images = [np.zeros((8, 8, 3), np.float32), np.zeros((3, 8, 8), np.uint8),
+                  np.zeros((8, 8), np.uint8), np.zeros((0, 8, 3), np.uint8), [[0, 0, 0]]]
+    for image in bad_images:
+        with pytest.raises(NeuropaintError, match=r"^'image' must be a uint8 RGB array"):
+            viewer.publish(image, {})
+    with pytest.raises(NeuropaintError, match=r"^'status' must be a dict, got list"):
+        viewer.publish(_red(0), [1, 2])
+    assert json.loads(_request(viewer, "/status.json")[2])["viewer"]["frames"] == 0
+
+
+# -- pages, assets, status ---------------------------------------------------------------------
+
+
+def test_page_and_assets_are_served_with_safe_headers():
+    with Viewer(port=0, title="<Night & Day>") as viewer:
+        status, headers, page = _request(viewer, "/")
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert b"<title>&lt;Night &amp; Day&gt;</title>" in page  # Escaped, not injected.
+        assert b'src="/static/viewer.js"' in page and b'href="/static/viewer.css"' in page
+        assert headers["cache-control"] == "no-store"
+        csp = headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+
+        for asset, kind, marker in [("viewer.js", "text/javascript", b"/stream.mjpg"),
+                                    ("viewer.css", "text/css", b"object-fit: contain")]:
+            status, headers, body = _request(viewer, f"/static/{asset}")
+            assert status == 200 and headers["content-type"].startswith(kind)
+            assert marker in body
+            assert body == (REPO / "live" / "static" / asset).read_bytes()
+            assert headers["content-security-policy"] == csp
+
+        status, headers, body = _request(viewer, "/", method="HEAD")
+        assert status == 200 and body == b"" and int(headers["content-length"]) == len(page)
+        status, headers, _ = _request(viewer, "/stream.mjpg", method="HEAD")
+        assert status == 200 and headers["content-type"].startswith("multipart/x-mixed-replace")
+
+
+@pytest.mark.parametrize("path", [
+    "/static/../viewer.py",
+    "/static/%2e%2e/viewer.py",
+    "/static/%2E%2E%2Fviewer.py",
+    "/static/..%2f..%2fpyproject.toml",
+    "/static/./viewer.js/..",
+    "/static//etc/passwd",
+    "/static/%2fetc%2fpasswd",
+    f"/static/{REPO / 'live' / 'viewer.py'}",
+    "/static/index.html",  # The page is served at / only, with its title filled in.
+    "/static/",
+    "/../live/viewer.py",
+    "/etc/passwd",
+    "/live/viewer.py",
+    "/favicon.ico",
+    "/stream.mjpg/../../viewer.py",
+])
+def test_traversal_and_unknown_paths_are_404(viewer, path):
+    status, headers, body = _request(viewer, path)
+    assert status == 404, path
+    assert b"import" not in body and b"root:" not in body
+    assert headers["cache-control"] == "no-store"
+
+
+def test_only_get_and_head_are_served(viewer):
+    assert _request(viewer, "/", method="POST")[0] == 501
+    assert _request(viewer, "/status.json", method="DELETE")[0] == 501
+
+
+def test_status_json_carries_the_engine_status_made_json_safe(viewer):
+    before = json.loads(_request(viewer, "/status.json")[2])
+    assert before["status"] is None and before["viewer"]["frames"] == 0
+    status = {"fps": np.float32(14.5), "age_ms": {"p50": np.float64(41.0), "p95": 88},
+              "bands": {"delta": 0.2, "alpha": np.float32(0.9), "gamma": float("nan")},
+              "signal": "calibrating", "state": None, "frame": np.int64(7),
+              "size": np.array([48, 64]), "extra": Path("x.png")}
+    viewer.publish(_red(0), status)
+    status["signal"] = "changed after publish"  # The viewer keeps what was published.
+    got = json.loads(_request(viewer, "/status.json")[2])
+    assert got["status"]["fps"] == pytest.approx(14.5)
+    assert got["status"]["age_ms"] == {"p50": 41.0, "p95": 88}
+    assert got["status"]["bands"]["alpha"] == pytest.approx(0.9)
+    assert got["status"]["bands"]["gamma"] is None  # NaN is not JSON.
+    assert got["status"]["signal"] == "calibrating" and got["status"]["state"] is None
+    assert got["status"]["frame"] == 7 and got["status"]["size"] == [48, 64]
+    assert got["status"]["extra"] == "x.png"  # Anything else is sent as text.
+    assert got["viewer"]["frames"] == 1 and got["viewer"]["clients"] == 0
+    assert 0 <= got["viewer"]["since_ms"] < 5000
+    assert got["viewer"]["boot"] == before["viewer"]["boot"]
+
+
+# -- the stream --------------------------------------------------------------------------------
+
+
+def test_stream_yields_distinct_decodable_frames_of_the_published_images(viewer, quiet_log):
+    reader = _MjpegReader(viewer)
+    seen = {}
+    for i in range(4):
+        viewer.publish(_red(i), {"frame": i})
+        seq, jpeg = reader.frame()
+        seen[seq] = _decode(jpeg)
+    reader.close()
+    assert sorted(seen) == [1, 2, 3, 4]  # One part per published frame, in order.
+    for seq, image in seen.items():
+        assert image.shape == (48, 64, 3)
+        expected = _red(seq - 1)[0, 0].astype(float)
+        np.testing.assert_allclose(image.reshape(-1, 3).mean(axis=0), expected, atol=4)
+    means = [image[..., 0].mean() for image in seen.values()]
+    assert min(abs(a - b) for a in means for b in means if a is not b) > 20
+
+
+def test_a_late_client_gets_the_newest_frame_at_once(viewer):
+    for i in range(5):
+        viewer.publish(_red(i), {})
+    reader = _MjpegReader(viewer)
+    seq, jpeg = reader.frame()
+    reader.close()
+    assert seq == 5  # Not frame 1: nothing is queued.
+    assert _decode(jpeg)[..., 0].mean() == pytest.approx(_red(4)[0, 0, 0], abs=4)
+
+
+def test_clients_come_and_go_without_harm(viewer, quiet_log, caplog):
+    readers = [_MjpegReader(viewer) for _ in range(6)]
+    _wait_for(lambda: viewer.clients == 6, 5, "6 stream clients")
+    viewer.publish(_red(0), {})
+    for reader in readers:
+        assert reader.frame()[0] == 1
+    readers[0].close(reset=True)  # Mid-stream, abruptly (a TCP reset).
+    readers[1].close()  # Mid-stream, politely.
+    for i in range(1, 4):
+        viewer.publish(_red(i), {})
+        time.sleep(0.05)
+    for reader in readers[2:]:  # The others go on; frames may be skipped, never reordered.
+        seqs = [reader.frame()[0]]
+        while seqs[-1] != 4:
+            seqs.append(reader.frame()[0])
+        assert seqs == sorted(set(seqs)) and seqs[0] >= 2
+    _wait_for(lambda: viewer.clients == 4, 5, "the 2 closed clients to be dropped")
+    assert _request(viewer, "/")[0] == 200
+    newcomer = _MjpegReader(viewer)
+    assert newcomer.frame()[0] == 4
+    newcomer.close()
+    for reader in readers[2:]:
+        reader.close()
+    # Without new frames too: an idle stream thread notices a closed client within a second.
+    _wait_for(lambda: viewer.clients == 0, 5, "every closed client to be dropped")
+    assert any("went away" in r.getMessage() for r in caplog.records)  # Handled, quietly.
+
+
+def test_too_many_stream_clients_get_503():
+    with Viewer(port=0, max_clients=2) as viewer:
+        readers = [_MjpegReader(viewer) for _ in range(2)]
+        _wait_for(lambda: viewer.clients == 2, 5, "2 stream clients")
+        status, _, body = _request(viewer, "/stream.mjpg")
+        assert status == 503 and b"at most 2 streams at once" in body
+        readers[0].close()
+        _wait_for(lambda: viewer.clients == 1, 5, "the closed client to be dropped")
+        extra = _MjpegReader(viewer)
+        viewer.publish(_red(0), {})
+        assert extra.frame()[0] == 1
+        extra.close()
+        readers[1].close()
+
+
+def test_a_stalled_client_blocks_neither_publish_nor_other_clients(quiet_log):
+    viewer = Viewer(port=0, jpeg_quality=95)
+    viewer.start()
+    # A client that asks for the stream and never reads, with a tiny receive buffer: the
+    # server's socket buffer (at most 4 MB here) fills after a few noisy frames.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", _port(viewer)))
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: viewer\r\n\r\n")
+    reader = _MjpegReader(viewer)
+    _wait_for(lambda: viewer.clients == 2, 5, "2 stream clients")
+    received: list[tuple[int, int]] = []
+
+    def read_all() -> None:
+        with contextlib.suppress(OSError, EOFError):
+            while True:
+                seq, jpeg = reader.frame()
+                received.append((seq, len(jpeg)))
+
+    thread = threading.Thread(target=read_all, daemon=True)
+    thread.start()
+    rng = np.random.default_rng(0)
+    durations = []
+    for _ in range(40):  # Noise at quality 95: ~400 kB per JPEG, 16 MB in all.
+        image = rng.integers(0, 256, (384, 384, 3), dtype=np.uint8)
+        start = time.perf_counter()
+        viewer.publish(image, {"fps": 20.0})
+        durations.append(time.perf_counter() - start)
+        time.sleep(0.03)
+    _wait_for(lambda: received and received[-1][0] == 40, 10, "the reader to get the last frame")
+    assert sum(size for _, size in received) > 6e6  # More than the stalled socket can buffer.
+    assert viewer.clients == 2  # The stalled one is still connected, stuck in its own thread.
+    # A publish that waited for the stalled client would take CLIENT_TIMEOUT_S (15 s).
+    assert max(durations) < 0.25, f"publish took up to {max(durations) * 1000:.1f} ms"
+    start = time.perf_counter()
+    viewer.stop()
+    assert time.perf_counter() - start < 2.0  # Its socket is shut down, its thread joined.
+    thread.join(5)
+    stalled.close()
+    reader.close()
+
+
+def test_stop_closes_streams_and_the_viewer_restarts_on_the_same_port(quiet_log):
+    viewer = Viewer(port=0)
+    viewer.start()
+    port = _port(viewer)
+    boot = json.loads(_request(viewer, "/status.json")[2])["viewer"]["boot"]
+    reader = _MjpegReader(viewer)
+    viewer.publish(_red(0), {})
+    reader.frame()
+    start = time.perf_counter()
+    viewer.stop()
+    assert time.perf_counter() - start < 1.0
+    assert viewer.url == "" and viewer.clients == 0
+    reader.sock.settimeout(5)
+    with pytest.raises(EOFError):  # The stream ends at once, it does not hang.
+        reader.frame()
+    reader.close()
+    viewer.stop()  # Twice is harmless.
+
+    again = Viewer(port=port)
+    assert again.start() == f"http://127.0.0.1:{port}/"
+    with pytest.raises(NeuropaintError, match="already running"):
+        again.start()
+    assert json.loads(_request(again, "/status.json")[2])["viewer"]["boot"] != boot
+    again.stop()
+
+
+def test_cli_serves_a_test_card_and_rejects_a_bad_address():
+    bad = subprocess.run([sys.executable, "-m", "live.viewer", "--serve", "8765"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "python -m live.viewer: error: 'serve' must be HOST:PORT such as 127.0.0.1:8765, "
+        ":8765, 0.0.0.0:8765 or [::1]:8765; got '8765': no port (write :PORT for this "
+        "machine only)."]
+
+    proc = subprocess.Popen([sys.executable, "-m", "live.viewer", "--serve", "127.0.0.1:0",
+                             "--duration", "2", "--size", "32", "--fps", "10"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("viewer: http://127.0.0.1:"), line
+        url = urlsplit(line.split()[1])
+        time.sleep(0.5)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.request("GET", "/status.json")
+        got = json.loads(conn.getresponse().read())
+        conn.close()
+        assert got["viewer"]["frames"] > 0 and got["status"]["size"] == [32, 32]
+        assert got["status"]["state"].startswith("test card: ")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped after" in out and "Traceback" not in err
+
+
+# -- a real browser ----------------------------------------------------------------------------
+
+
+class _Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4).
+
+    The protocol's pipe transport: JSON messages, each ended by a NUL byte; Chromium reads
+    commands on fd 3 and writes replies and events on fd 4.
+    """
+
+    FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--remote-debugging-pipe", "--window-size=640,480", "--hide-scrollbars")
+
+    def __init__(self, folder: Path) -> None:
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+        # Chromium's ends go above fd 9, so that the 3< and 4> redirections of bash below
+        # cannot overwrite one with the other.
+        theirs = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (commands_read, replies_write)]
+        for fd in (commands_read, replies_write):
+            os.close(fd)
+        self._log = open(folder / "chromium.log", "wb")  # Closed in close().
+        self.proc = subprocess.Popen(
+            ["/bin/bash", "-c", f'exec "$0" "$@" 3<&{theirs[0]} 4>&{theirs[1]}', str(CHROMIUM),
+             *self.FLAGS, f"--user-data-dir={folder / 'profile'}", "about:blank"],
+            pass_fds=theirs, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        for fd in theirs:
+            os.close(fd)
+        self._buffer = b""
+        self._next_id = 0
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget",
+                                 {"targetId": page["targetId"], "flatten": True})["sessionId"]
+        # The page gets exactly 640 x 480 CSS pixels, whatever the headless window's frame.
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": 640, "height": 480, "deviceScaleFactor": 1, "mobile": False},
+                  page=True)
+
+    def call(self, method: str, params: dict | None = None, *, page: bool = False,
+             timeout: float = 30.0) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if page:
+            message["sessionId"] = self.session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._next_id:  # Anything else is an event.
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply["result"]
+            ready, _, _ = select.select([self._replies], [], [], deadline - time.monotonic())
+            if not ready:
+                raise TimeoutError(f"Chromium did not answer {method} in {timeout} s")
+            chunk = os.read(self._replies, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium exited; see chromium.log")
+            self._buffer += chunk
+
+    def evaluate(self, expression: str) -> object:
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                           page=True)
+        return result["result"].get("value")
+
+    def press(self, key: str) -> None:
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "text": key},
+                      page=True)
+
+    def screenshot(self) -> np.ndarray:
+        data = self.call("Page.captureScreenshot", {"format": "png"}, page=True)["data"]
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            self.call("Browser.close", timeout=5)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._commands)
+        os.close(self._replies)
+        self._log.close()
+
+
+def _centre(shot: np.ndarray) -> np.ndarray:
+    """Mean colour of the middle of the window, where the painting is."""
+    h, w = shot.shape[:2]
+    return shot[h // 3: 2 * h // 3, w // 3: 2 * w // 3].reshape(-1, 3).mean(axis=0)
+
+
+def _changed(browser: _Chromium, before: np.ndarray) -> np.ndarray | None:
+    """A new screenshot if the painting's colour differs from ``before``'s, else None."""
+    shot = browser.screenshot()
+    return shot if np.abs(_centre(shot) - _centre(before)).max() > 15 else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+def test_chromium_shows_the_painting_changing_and_reconnects_after_a_restart(tmp_path, quiet_log):
+    viewer = Viewer(port=0, title="chromium test")
+    url = viewer.start()
+    browser = _Chromium(tmp_path)
+    try:
+        with _Publisher(viewer, lambda i: _red(i, (240, 240)), fps=10):
+            browser.call("Page.navigate", {"url": url}, page=True)
+            _wait_for(lambda: browser.evaluate(
+                "document.body.classList.contains('has-frame') && "
+                "document.getElementById('painting').naturalWidth === 240"), 20,
+                "the page to show the stream")
+            first = browser.screenshot()
+            second = _wait_for(lambda: _changed(browser, first), 10, "the painting to change")
+            overlay = browser.evaluate("[document.getElementById('fps').textContent, "
+                                       "document.getElementById('latency').textContent, "
+                                       "document.body.dataset.signal, document.title]")
+        for shot in (first, second):
+            red, green, blue = _centre(shot)
+            assert red > 30 and red > 1.5 * blue, (red, green, blue)  # The red painting.
+            assert shot[80:, -60:].max() < 10  # Square painting in a 4:3 window: black sides.
+        assert overlay == ["10.0 fps", "latency 40 / 75 ms (p50 / p95)", "ok", "chromium test"]
+
+        # Keys: h hides the overlay, f toggles full screen (the Fullscreen API).
+        state = ("[getComputedStyle(document.getElementById('overlay')).opacity, "
+                 "!!document.fullscreenElement]")
+        browser.press("h")
+        _wait_for(lambda: browser.evaluate(state) == ["0", False], 5, "the overlay to hide")
+        browser.press("f")
+        _wait_for(lambda: browser.evaluate(state) == ["0", True], 5, "full screen")
+        browser.press("f")
+        browser.press("h")
+        _wait_for(lambda: browser.evaluate(state) == ["1", False], 5, "overlay, no full screen")
+
+        # One last frame, then nothing (an engine holding its image): it is shown, not held
+        # back until a next frame that never comes.
+        green = np.zeros((240, 240, 3), dtype=np.uint8)
+        green[..., 1] = 200
+        viewer.publish(green, {"signal": "stalled"})
+        _wait_for(lambda: _centre(browser.screenshot())[1] > 150, 10, "the held frame")
+
+        # The server goes away and comes back on the same port (a restarted engine): the page
+        # reconnects by itself and shows the new frames, which are blue.
+        port = _port(viewer)
+        viewer.stop()
+        _wait_for(lambda: browser.evaluate("document.body.dataset.signal") == "offline", 10,
+                  "the page to notice the viewer went away")
+        viewer = Viewer(port=port, title="chromium test")
+        viewer.start()
+        with _Publisher(viewer, lambda i: _blue(i, (240, 240)), fps=10):
+            _wait_for(lambda: _centre(browser.screenshot())[2] > 30, 20,
+                      "the page to show the restarted stream")
+            shot = browser.screenshot()
+            later = _wait_for(lambda: _changed(browser, shot), 10, "the painting to change")
+        for frame in (shot, later):
+            assert _centre(frame)[2] > 1.5 * _centre(frame)[0]
+        # A few seconds after the last key, the cursor hides (nothing over the projection).
+        _wait_for(lambda: browser.evaluate("getComputedStyle(document.body).cursor") == "none",
+                  5, "the cursor to hide")
+    finally:
+        browser.close()
+        viewer.stop()
