@@ -78,6 +78,11 @@ class EngineConfig(BaseModel):
     motion: MotionConfig = Field(default_factory=lambda: MotionConfig(tau=0.6, drift=0.15),
                                  description="Motion in W.")
     seed: int = Field(0, ge=0, description="Seed of the motion's drift.")
+    threads: int | None = Field(1, ge=1, le=256, description="torch CPU threads while the "
+                                "loop runs (restored after). 1 is fastest for small models on "
+                                "a small CPU: more threads spin against the LSL, viewer and "
+                                "simulator threads (a 2-core machine measured 1.9 ms vs 110 ms "
+                                "per 16 px frame under load). None: leave torch as it is.")
 
 
 @dataclass
@@ -334,6 +339,17 @@ class Engine:
         ``on_frame(frame)`` is called after each frame (the status line uses it). A frame
         whose slot has passed is dropped and counted, never painted late.
         """
+        threads = torch.get_num_threads()
+        if self.config.threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(self.config.threads)
+        try:
+            return self._run(duration, on_frame)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self, duration: float | None, on_frame) -> EngineStats:
+        if self.last_frame is None:
+            self.paint(self.follower.motion.ws)  # warm-up: the first call is the slowest
         period = 1.0 / self.config.fps
         begin = local_clock()
         deadline = math.inf if duration is None else begin + duration

@@ -170,11 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config = build_config(EngineConfig, fps=args.fps, size=args.size,
                           calibration=args.calibration, seed=args.seed,
+                          threads=args.threads,
                           motion=build_config(MotionConfig, tau=args.tau, drift=args.drift))
     address = None if args.no_serve else parse_address(args.serve)
-    if args.threads < 1:
-        raise NeuropaintError(f"--threads must be >= 1, got {args.threads}.")
-    torch.set_num_threads(args.threads)
     encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator,
                                                device=args.device)
     upscaler = None
