@@ -40,13 +40,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pylsl import local_clock  # noqa: E402
+from pylsl import local_clock
 
-from live.engine import Engine, EngineConfig  # noqa: E402
-from live.render import SimulatorProcess, load_models  # noqa: E402
-from live.sinks import ViewerSink  # noqa: E402
-from live.source import LSLSource  # noqa: E402
-from live.viewer import Viewer  # noqa: E402
+from live.engine import Engine, EngineConfig
+from live.render import SimulatorProcess, load_models
+from live.sinks import ViewerSink
+from live.source import LSLSource
+from live.viewer import Viewer
 
 
 def rss_mb() -> float:
