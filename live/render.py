@@ -57,7 +57,8 @@ class SimulatorProcess:
         # Its own process group: Ctrl-C in the terminal reaches the parent only, which then
         # ends the child in order (no traceback from either).
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, start_new_session=True)
+                                        text=True, start_new_session=True,
+                                        preexec_fn=_end_with_parent)
         self.line = self._wait_ready()
 
     def _wait_ready(self) -> str:
@@ -85,6 +86,19 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _end_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies.
+
+    Even a parent killed with SIGKILL (which cannot clean up) then leaves no simulator behind.
+    Elsewhere this does nothing; the parent's normal exit still stops the child.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
 def load_models(encoder_path: str | None, generator_path: str | None, *,

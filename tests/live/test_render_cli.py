@@ -1,0 +1,112 @@
+"""``python -m live.render`` as a user runs it: a real process, a real child simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from eeg.io import read_raw
+from live.record import read_session
+
+pytestmark = pytest.mark.slow
+
+
+def _start(args, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "live.render", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 90.0) -> list[str]:
+    """Lines of stdout up to (and with) the first one containing ``text``."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"{text!r} never printed; got {lines} / {proc.stderr.read()[-2000:]}")
+
+
+def _simulator_running(stream: str) -> bool:
+    out = subprocess.run(["pgrep", "-f", f"live.simulate --name {stream}"], capture_output=True,
+                         text=True)
+    return bool(out.stdout.strip())
+
+
+def _stream_name(lines: list[str]) -> str:
+    first = next(line for line in lines if "streaming" in line)
+    return first.split("'")[1]
+
+
+def _model_args(tiny_model) -> list[str]:
+    enc, gen = tiny_model
+    return ["--encoder", str(enc), "--generator", str(gen), "--sim-channels", "16",
+            "--size", "32", "--calibration", "1", "--status-every", "1"]
+
+
+def test_ctrl_c_stops_cleanly_and_ends_the_simulator(tiny_model, tmp_path):
+    proc = _start([*_model_args(tiny_model), "--serve", "127.0.0.1:0",
+                   "--frames", str(tmp_path / "frames")])
+    lines = _wait_for(proc, "fps, age p50")
+    stream = _stream_name(lines)
+    assert any("viewer at http://127.0.0.1:" in line for line in lines)
+    assert _simulator_running(stream)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped:" in out
+    time.sleep(0.5)
+    assert not _simulator_running(stream)
+    assert len(list((tmp_path / "frames").glob("frame_*.jpg"))) >= 5
+
+
+def test_kill_9_loses_at_most_a_second_of_the_recording(tiny_model, tmp_path):
+    folder = tmp_path / "session"
+    proc = _start([*_model_args(tiny_model), "--no-serve", "--record", str(folder)])
+    lines = _wait_for(proc, "fps, age p50")
+    stream = _stream_name(lines)
+    time.sleep(2.0)
+    proc.kill()  # SIGKILL: no cleanup at all
+    killed = time.monotonic()
+    proc.communicate(timeout=10)
+    session, rows, ws = read_session(folder)
+    assert session["ended"] is None  # it never closed
+    raw = read_raw(folder, verbose="error")
+    # The recorder flushes every 0.5 s: what it received up to then is on disk.
+    frames_time = float(rows[-1]["time"]) - float(rows[0]["time"])
+    assert len(rows) == len(ws) >= 15
+    assert raw.n_times / 256.0 >= frames_time - 1.0
+    deadline = killed + 5.0
+    while _simulator_running(stream) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _simulator_running(stream), "the child simulator outlived its killed parent"
+
+
+def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
+    enc, gen = tiny_model
+    cases = [
+        (["--encoder", str(enc), "--no-serve"], "give both --encoder and --generator"),
+        (["--encoder", str(enc), "--generator", str(tmp_path), "--no-serve"],
+         "neither a GAN snapshot"),
+        (["--serve", "nonsense"], "'serve' must be HOST:PORT"),
+        (["--fps", "0", "--no-serve"], "fps"),
+        (["--encoder", str(enc), "--generator", str(gen), "--stream", "no-such-headset-x",
+          "--timeout", "0.5", "--no-serve"], "no-such-headset-x"),
+    ]
+    for args, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "live.render", *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (args, proc.stderr)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("python -m live.render: error:") and message in last, last
+        assert "Traceback" not in proc.stderr
