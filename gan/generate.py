@@ -6,6 +6,10 @@ python -m gan.generate runs/cpu64 --seeds 0-15 --trunc 0.7 --out out/      # ima
 python -m gan.generate runs/cpu64 --seeds 3,7,12 --interpolate --format gif --out out/
 python -m gan.generate runs/cpu64 --mix --rows 0-3 --cols 10-14 --out out/
 python -m gan.generate runs/cpu64 --w latents.npy --out out/
+python -m gan.generate runs/cpu64 --collection 100 --trunc 0.7 --out drops/first  # unique set
+python -m gan.generate runs/cpu64 --collection 200 --trunc 0.7 --out drops/first --extend
+python -m gan.generate runs/cpu64 --collection-dir drops/first --interpolate-items 3,7,12 \\
+    --out out/                                     # a loop through chosen items of a collection
 
 Interpolation goes seed to seed and loops: spherical in Z (slerp, since Gaussian latents live
 near a sphere) or linear in W (``--space w``, after truncation), as the StyleGAN papers do.
@@ -13,6 +17,10 @@ The style-mixing grid follows the StyleGAN paper's figure: each cell takes the r
 styles and replaces the coarse (4-8 px), middle (16-32 px) or fine (64 px and up) ones with
 the column seed's. For the seeds' DCGAN, each image's "validity" (the discriminator's score)
 is printed, as those projects did.
+
+``--collection N`` writes N images guaranteed unique (no repeated seed, no near-duplicate in W
+or in pixels), each with token metadata, plus a manifest and a contact sheet; see
+:mod:`gan.collection` for the rules and the folder layout.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.checkpoint import load_generator, load_network
+from gan.checkpoint import load_generator, load_network, resolve_snapshot, weights_hash
 from gan.train import image_grid, to_uint8
 from neuropaint.atomic import atomic_path
 from neuropaint.logs import run_cli, setup_logging
@@ -102,18 +110,25 @@ def interpolation_frames(G: torch.nn.Module, seeds: Sequence[int], *, frames: in
     if len(seeds) < 2:
         raise NeuropaintError("interpolation needs at least 2 seeds, e.g. --seeds 1,2,3.")
     z = seed_z(G, seeds)
-    keys = [*range(len(seeds)), 0]  # loop back to the first seed
-    steps = [(keys[i], keys[i + 1], t / frames) for i in range(len(seeds))
-             for t in range(frames)]
     if space == "w":
         if not hasattr(G, "mapping"):
             raise NeuropaintError("--space w needs a StyleGAN2 generator; this one has no W.")
         with torch.no_grad():
             ws = G.mapping(z, None, truncation_psi=truncation_psi)  # [S, num_ws, w_dim]
-        path = torch.stack([ws[a].lerp(ws[b], t) for a, b, t in steps])
-        return render_ws(G, path)
-    path = torch.stack([slerp(z[a], z[b], t) for a, b, t in steps])
+        return render_ws(G, w_loop(ws, frames))
+    path = torch.stack([slerp(z[a], z[b], t) for a, b, t in _loop_steps(len(seeds), frames)])
     return render_z(G, path, truncation_psi=truncation_psi)
+
+
+def _loop_steps(n_keys: int, frames: int) -> list[tuple[int, int, float]]:
+    """(from key, to key, t) for every frame of a loop through ``n_keys`` keys and back."""
+    keys = [*range(n_keys), 0]  # loop back to the first key
+    return [(keys[i], keys[i + 1], t / frames) for i in range(n_keys) for t in range(frames)]
+
+
+def w_loop(ws: torch.Tensor, frames: int) -> torch.Tensor:
+    """A looping linear path through key ws [K, num_ws, w_dim]: [K * frames, num_ws, w_dim]."""
+    return torch.stack([ws[a].lerp(ws[b], t) for a, b, t in _loop_steps(len(ws), frames)])
 
 
 LAYER_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
@@ -191,6 +206,40 @@ def validity(D: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     return torch.sigmoid(D(x, None)).flatten().numpy()
 
 
+def _collection(args: argparse.Namespace, out: Path) -> int:
+    from gan.collection import collection_config, export_collection  # it imports this module
+
+    cfg = collection_config(count=args.collection, truncation_psi=args.trunc,
+                            min_distance=args.min_distance, pixel_distance=args.pixel_distance,
+                            first_seed=args.first_seed, max_candidates=args.max_candidates,
+                            name=args.name, description=args.description)
+    manifest = export_collection(args.checkpoint, out, cfg, extend=args.extend,
+                                 ema=not args.no_ema)
+    tried = manifest["candidates"]
+    print(f"collection: {len(manifest['items'])} unique images in {out} ({tried['tried']} "
+          f"candidates tried; {tried['rejected_w']} too close in W, "
+          f"{tried['rejected_pixels']} in pixels)")
+    return 0
+
+
+def _interpolate_items(args: argparse.Namespace, out: Path) -> int:
+    from gan.collection import interpolate_items, parse_items  # it imports this module
+
+    if args.collection_dir is None or args.interpolate_items is None:
+        raise NeuropaintError("--collection-dir and --interpolate-items go together, e.g. "
+                              "--collection-dir drops/first --interpolate-items 3,7,12.")
+    if args.frames < 1:
+        raise NeuropaintError(f"'--frames' must be at least 1, got {args.frames}.")
+    items = parse_items(args.interpolate_items)
+    G = load_generator(args.checkpoint, ema=not args.no_ema)
+    sha = weights_hash(resolve_snapshot(args.checkpoint), "G" if args.no_ema else "G_ema")
+    frames = interpolate_items(G, args.collection_dir, items, frames=args.frames,
+                               generator_sha256=sha)
+    name = "items_" + "-".join(str(i) for i in items)
+    print(f"interpolation: {save_animation(frames, out, args.format, args.fps, name=name)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gan.generate",
@@ -214,9 +263,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layers", default="coarse", choices=list(LAYER_GROUPS),
                         help="which styles the column seeds give")
     parser.add_argument("--w", type=Path, help=".npy of ws [N, num_ws, w_dim] or w [N, w_dim]")
+    group = parser.add_argument_group(
+        "unique collections", "--collection N writes N unique images with token metadata to "
+        "--out (see gan.collection); --collection-dir with --interpolate-items renders a loop "
+        "in W through chosen items of a collection into --out")
+    group.add_argument("--collection", type=int, metavar="N", help="number of unique images")
+    group.add_argument("--min-distance", type=float, default=0.25,
+                       help="minimum W distance between items, as a fraction of the typical "
+                       "distance between random images (default: 0.25)")
+    group.add_argument("--pixel-distance", type=float, default=0.02,
+                       help="minimum RMS difference of 16 px thumbnails, in [0, 1] "
+                       "(default: 0.02)")
+    group.add_argument("--first-seed", type=int, default=0, help="first candidate seed")
+    group.add_argument("--max-candidates", type=int,
+                       help="seeds to try at most (default: max(10000, 10 N))")
+    group.add_argument("--name", default="neuropaint", help="collection name: 'NAME #k'")
+    group.add_argument("--description", default="", help="description of every item")
+    group.add_argument("--extend", action="store_true",
+                       help="keep the collection in --out and add items up to N")
+    group.add_argument("--collection-dir", type=Path, help="a collection folder")
+    group.add_argument("--interpolate-items", metavar="K,K,...",
+                       help="item numbers of --collection-dir to loop through, e.g. 3,7,12")
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     out = Path(args.out)
+    if args.collection is not None:
+        return _collection(args, out)
+    if args.collection_dir is not None or args.interpolate_items is not None:
+        return _interpolate_items(args, out)
     G = load_generator(args.checkpoint, ema=not args.no_ema)
 
     if args.mix:
