@@ -26,6 +26,7 @@ import logging
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -56,9 +57,12 @@ class SimulatorProcess:
                str(channels), "--rate", f"{rate:g}", "--chunk", str(chunk), *extra]
         # Its own process group: Ctrl-C in the terminal reaches the parent only, which then
         # ends the child in order (no traceback from either).
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, start_new_session=True,
-                                        preexec_fn=_end_with_parent)
+        # stderr goes to a file, not a pipe nobody reads (a full pipe would stall the child);
+        # stdin stays the terminal's, so a performer can type a state name there.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen([*cmd, "--log-level", "WARNING"],
+                                        stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+                                        start_new_session=True, preexec_fn=_end_with_parent)
         self.line = self._wait_ready()
 
     def _wait_ready(self) -> str:
@@ -73,7 +77,8 @@ class SimulatorProcess:
         line = result[0].strip() if result else ""
         if not line.startswith("live.simulate: streaming"):
             self.stop()
-            err = (self.process.stderr.read() or "").strip().splitlines()
+            self._stderr.seek(0)
+            err = self._stderr.read().strip().splitlines()
             why = err[-1] if err else f"no start line in {SIMULATOR_START_S:g} s"
             raise NeuropaintError(f"the simulated headset did not start: {why}")
         return line

@@ -46,3 +46,34 @@ def simulator(start_simulator: StartSimulator) -> tuple[Simulator, str]:
     """A running simulator with the default settings (32 channels, 256 Hz, cycling states,
     chunks of 16) under a unique name: ``(simulator, name)``; stopped after the test."""
     return start_simulator()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """``(encoder_dir, generator_dir)``: a real tiny model for the live tests.
+
+    The ``tiny`` generator (16 px, w_dim 32) trained for two steps on procedural paintings,
+    and an ``align`` encoder trained for it (20 steps) on three 30 s synthetic recordings of
+    16 channels, so it expects the 16-channel standard layout.
+    """
+    from conditioning.train import EncoderTrainConfig, run
+    from datasets.eeg import build
+    from datasets.procedural import write_store
+    from eeg.synthetic import make_raw
+    from gan.train import TrainConfig, Trainer
+
+    root = tmp_path_factory.mktemp("live_model")
+    tiles = write_store(root / "tiles16", 32, 16)
+    generator = Trainer(TrainConfig(data=str(tiles), out=str(root / "gan"), preset="tiny",
+                                    kimg=0.016, snapshot_kimg=0.016, tick_kimg=0.016,
+                                    device="cpu")).train()
+    files = []
+    for seed in range(3):
+        path = root / f"session{seed}_raw.fif"
+        make_raw(30.0, n_channels=16, seed=seed).save(path, verbose="error")
+        files.append(path)
+    build(files, root / "eeg")
+    encoder = root / "encoder"
+    run(EncoderTrainConfig(eeg=str(root / "eeg"), generator=str(generator), out=str(encoder),
+                           steps=20, batch=64, val_fraction=0.34))
+    return encoder, generator
