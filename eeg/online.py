@@ -99,6 +99,7 @@ class OnlineProcessor:
         lay = self.layout
         n_ch, n_bins = len(self.ch_names), len(lay.freqs)
         self._filter.reset()
+        self.last_filtered = np.zeros((len(self.ch_names), 0))
         self._n_pushed = 0
         self._n_segments = 0  # segment periodograms computed so far
         self._tail = np.zeros((n_ch, 0), dtype=np.float32)
@@ -146,6 +147,7 @@ class OnlineProcessor:
         bad = self._filter.last_bad.any(axis=0)  # [n_times]
         if self.spec.reference == "average":
             filtered -= filtered[lay.good].mean(axis=0, keepdims=True)
+        self.last_filtered = filtered  # For artifact checks (eeg.artifacts), volts.
 
         # Absolute sample index of the first kept sample.
         # Spectra are computed in float32 (see eeg.features.periodograms); the buffer holds

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pylsl import local_clock
 
 from conditioning.follow import LatentFollower
+from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
 from gan.train import to_uint8
@@ -55,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Engine", "EngineConfig", "EngineStats", "Frame", "Sink", "band_meters", "live_spec"]
 
-GAP_S = 0.25  # A jump between successive samples' times longer than this is a gap.
 STAT_FRAMES = 600  # Frames kept for the age percentiles.
 
 
@@ -78,6 +78,9 @@ class EngineConfig(BaseModel):
     motion: MotionConfig = Field(default_factory=lambda: MotionConfig(tau=0.6, drift=0.15),
                                  description="Motion in W.")
     seed: int = Field(0, ge=0, description="Seed of the motion's drift.")
+    artifacts: ArtifactConfig = Field(default_factory=ArtifactConfig, description="Which "
+                                      "samples are not brain activity (blinks, saturation, "
+                                      "flat signal, gaps): rows they spoil are not painted.")
     threads: int | None = Field(1, ge=1, le=256, description="torch CPU threads while the "
                                 "loop runs (restored after). 1 is fastest for small models on "
                                 "a small CPU: more threads spin against the LSL, viewer and "
@@ -99,6 +102,7 @@ class Frame:
     calibrating: bool
     bands: dict[str, float] = field(default_factory=dict)
     render_ms: float = 0.0
+    artifact: str | None = None  # blink | amplitude | flat | gap | nan, when signal is artifact
 
     @property
     def age(self) -> float:
@@ -236,9 +240,11 @@ class Engine:
             w_avg=w_avg, seed=self.config.seed)
         self.bands = list(self.spec.bands)
         self.stats = EngineStats()
+        self.artifacts = OnlineArtifacts(self.config.artifacts, self.processor.ch_names,
+                                         self.window_s)
+        self.artifact_kind: str | None = None  # what spoils the newest row
         self.first_sample: float | None = None  # local clock of the first sample
         self.newest_sample = -math.inf
-        self.gap_end = -math.inf  # rows whose window reaches back before this are not clean
         self.last_frame: Frame | None = None
         self._last_step: float | None = None
         self._stop = threading.Event()
@@ -250,18 +256,19 @@ class Engine:
             return
         if self.first_sample is None:
             self.first_sample = float(times[0])
-        if times[0] - self.newest_sample > GAP_S and math.isfinite(self.newest_sample):
-            logger.info("a %.2f s gap in the EEG: rows across it are not used", times[0] -
-                        self.newest_sample)
-            self.gap_end = float(times[0])
         self.newest_sample = float(times[-1])
         for sink in self._eeg_sinks:
             sink.write_eeg(data, times)
         rows = self.processor.push(data, times)
+        self.artifacts.update(self.processor.last_filtered, times, data)
         if len(rows):
-            if math.isfinite(self.gap_end):
-                crosses = rows.times - self.window_s < self.gap_end
-                rows = FeatureFrame(rows.values, rows.names, rows.times, rows.valid & ~crosses)
+            # What spoils each row: an artifact span, or non-finite samples in its window.
+            kinds = [kind or (None if ok else "nan") for kind, ok in
+                     zip(self.artifacts.spoiled(rows.times), rows.valid, strict=True)]
+            clean = np.array([kind is None for kind in kinds])
+            if not clean.all():
+                rows = FeatureFrame(rows.values, rows.names, rows.times, clean)
+            self.artifact_kind = kinds[-1]
             self.follower.push(rows)
 
     # ------------------------------------------------------------------ pixels
@@ -308,7 +315,8 @@ class Engine:
             frame = Frame(index=index, image=image, ws=state.ws, time=local_clock(),
                           eeg_time=state.eeg_time, signal=signal, valid=state.valid,
                           calibrating=state.calibrating,
-                          bands=band_meters(state.row, self.encoder.feature_names, self.bands))
+                          bands=band_meters(state.row, self.encoder.feature_names, self.bands),
+                          artifact=self.artifact_kind if signal == "artifact" else None)
         frame.render_ms = (frame.time - start) * 1000.0
         self.stats.add(frame, keep_all=self.keep_ages)
         self.last_frame = frame
@@ -324,6 +332,7 @@ class Engine:
                "dropped": self.stats.dropped, "frames": self.stats.frames}
         if frame is not None:
             out.update({"frame": frame.index, "signal": frame.signal, "bands": frame.bands,
+                        "artifact": frame.artifact,
                         "size": list(frame.image.shape[:2]),
                         "render_ms": round(frame.render_ms, 1)})
         return out

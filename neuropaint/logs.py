@@ -18,10 +18,30 @@ from neuropaint.validate import NeuropaintError, format_validation_error
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is at each record, not the one at setup.
+
+    A CLI's ``main()`` may run in-process (tests, notebooks) where stderr is swapped and later
+    closed; a handler bound to the old stream would then fail on every record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; always sys.stderr
+        pass
+
+
 def setup_logging(verbosity: int | str = "INFO") -> None:
     """Configure the root logger for a CLI; ``verbosity`` is a level name or a number."""
     level = logging.getLevelName(verbosity.upper()) if isinstance(verbosity, str) else verbosity
-    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", force=True)
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", force=True,
+                        handlers=[_CurrentStderr()])
     logging.captureWarnings(True)
 
 
