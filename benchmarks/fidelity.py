@@ -1,14 +1,19 @@
 """Does the brain show in the paintings? Fidelity of EEG -> W encoders on held-out sessions.
 
 Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/fidelity.py``
-(about ten minutes on a 2-core CPU by default). Steps:
+(about a quarter of an hour on a 2-core CPU by default). Steps:
 
 1. a small generator: the ``tiny`` preset (16 px) trained for ``--gan-minutes`` on procedural
    colour-field paintings with :class:`gan.train.Trainer` (or ``--generator PATH``);
 2. synthetic EEG sessions (:func:`eeg.synthetic.make_raw`, the four named states cycling): a
    training EEG store (:func:`datasets.eeg.build`) and separate held-out sessions (other
    seeds, never seen by training);
-3. one encoder per mode with ``conditioning.train`` (``align`` and ``pca`` by default);
+3. one encoder per mode with ``conditioning.train`` (``align``, ``pca`` and ``joint`` by
+   default). ``joint`` also fine-tunes the generator (``--joint-kimg`` thousand images, on the
+   tiles the generator was trained on, or ``--tiles``) with EEG latents for ``--eeg-share``
+   of each batch and the auxiliary EEG-recovery head (``--aux-weight``); its figures are
+   measured with its own fine-tuned generator (``OUT/generator``). ``--joint-init align``
+   starts its encoder from the align encoder instead of from scratch;
 4. :func:`conditioning.metrics.evaluate_encoder` on the held-out sessions, painted exactly as
    the live loop would (online features, 10 s calibration, artifact gating, ``WMotion``)
    at 10 frames per second; again with the live running update of the baseline
@@ -80,8 +85,19 @@ def write_sessions(folder: Path, count: int, first_seed: int, args) -> list[Path
 def train_encoder(mode: str, store: Path, generator: Path, out: Path, args) -> float:
     from conditioning.train import EncoderTrainConfig, run
 
+    extra = {}
+    if mode == "joint":
+        init = out.parent / "encoder_align" if args.joint_init == "align" else None
+        extra = {"kimg": args.joint_kimg, "eeg_share": args.eeg_share,
+                 "aux_weight": args.aux_weight, "swd_weight": args.joint_swd_weight,
+                 "tiles": args.tiles, "fidelity": False,
+                 "snapshot_kimg": args.joint_kimg, "init": None if init is None else str(init),
+                 "run_dir": str(out.parent / f"{out.name}.run")}
+        if init is not None and not (init / "config.json").exists():
+            raise SystemExit("--joint-init align needs the align mode to run first: put it "
+                             "before joint in --modes.")
     cfg = build_config(EncoderTrainConfig, eeg=str(store), generator=str(generator),
-                       out=str(out), mode=mode, steps=args.steps, seed=args.seed)
+                       out=str(out), mode=mode, steps=args.steps, seed=args.seed, **extra)
     start = time.perf_counter()
     run(cfg)
     return time.perf_counter() - start
@@ -138,8 +154,19 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="tiny", help="GAN preset to train (tiny)")
     parser.add_argument("--gan-minutes", type=float, default=4.0, help="GAN training time")
     parser.add_argument("--paintings", type=int, default=1000, help="procedural paintings")
-    parser.add_argument("--modes", default="align,pca", help="encoder modes, comma-separated")
+    parser.add_argument("--modes", default="align,pca,joint",
+                        help="encoder modes, comma-separated")
     parser.add_argument("--steps", type=int, default=1500, help="align: optimisation steps")
+    parser.add_argument("--joint-kimg", type=float, default=2.0,
+                        help="joint: thousands of real images of generator fine-tuning")
+    parser.add_argument("--eeg-share", type=float, default=0.5, help="joint: EEG share")
+    parser.add_argument("--aux-weight", type=float, default=1.0, help="joint: aux weight")
+    parser.add_argument("--joint-swd-weight", type=float, default=1.0,
+                        help="joint: weight of the term keeping encoded w among G's own")
+    parser.add_argument("--joint-init", choices=["none", "align"], default="none",
+                        help="joint: start the encoder from scratch or from the align one")
+    parser.add_argument("--tiles", help="joint: tile store to fine-tune on (default: the "
+                        "generator's own)")
     parser.add_argument("--train-sessions", type=int, default=8)
     parser.add_argument("--test-sessions", type=int, default=3)
     parser.add_argument("--session-seconds", type=float, default=90.0)
@@ -181,15 +208,24 @@ def main(argv=None) -> int:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             out = folder / f"encoder_{mode}"
             fit_seconds = train_encoder(mode, store, generator, out, args)
-            encoder = Encoder.from_pretrained(out, generator_path=generator)
+            # joint fine-tunes the generator too: its encoder belongs to OUT/generator.
+            mode_generator = out / "generator" if mode == "joint" else generator
+            encoder = Encoder.from_pretrained(out, generator_path=mode_generator)
+            G_mode = load_generator(mode_generator) if mode == "joint" else G
             for calibration, momentum in _calibrations(args.calibration):
                 t0 = time.perf_counter()
-                result = evaluate_encoder(encoder, G, test_files, fps=args.fps, tau=args.tau,
+                result = evaluate_encoder(encoder, G_mode, test_files, fps=args.fps,
+                                          tau=args.tau,
                                           calibration_s=calibration, update_momentum=momentum,
                                           n_random=args.n_random, seed=args.seed)
                 line = _line(mode, result, args, fit_seconds, time.perf_counter() - t0)
                 line.update(gan_seconds=round(gan_seconds, 1), eeg_seconds=round(eeg_seconds, 1),
                             train_sessions=len(train_files), test_sessions=len(test_files))
+                if mode == "joint":
+                    line.update(joint_kimg=args.joint_kimg, eeg_share=args.eeg_share,
+                                aux_weight=args.aux_weight,
+                                joint_swd_weight=args.joint_swd_weight,
+                                joint_init=args.joint_init)
                 print(json.dumps(json_ready(line)), flush=True)
                 print(f"# {mode}, calibration {line['calibration']}, running update "
                       f"{momentum}: {summary_line(result)}", file=sys.stderr, flush=True)

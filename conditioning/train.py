@@ -1,4 +1,4 @@
-"""``python -m conditioning.train``: fit an EEG -> W encoder for a frozen generator.
+"""``python -m conditioning.train``: fit an EEG -> W encoder for a generator.
 
 Modes
 -----
@@ -25,10 +25,17 @@ Modes
     score of EEG component k, ``d_k`` and ``sigma_k`` W's k-th direction and its spread. A table
     tells which EEG component (its top-loading features) drives which direction.
 
-``joint``
-    The seeds' way (the generator trained with EEG latents and an auxiliary feature head on the
-    discriminator) runs inside ``gan.train``'s loop, which has no hooks for it yet: the mode
-    reports that.
+``joint`` (the seed's way; the generator is fine-tuned too)
+    Inside ``gan.train``'s loop (see :mod:`conditioning.joint`): the generator starts from
+    ``--generator`` and keeps training on real tiles, a share (``--eeg-share``) of every batch
+    rendered from ``ws = encoder(EEG row)`` and the rest from Gaussian ``z``; an auxiliary head
+    on the discriminator's features must recover the standardised EEG row from the
+    EEG-driven images (InfoGAN-style, ``--aux-weight``), and align's distribution term
+    (``--swd-weight``) keeps the encoded w among the generator's. ``--kimg`` sets the length. The
+    encoder is saved for the fine-tuned generator, which is copied to ``OUT/generator``; the
+    ``gan.train`` run (``--run-dir``, default ``OUT.run``) resumes with ``--resume``. The
+    fidelity figures of :func:`conditioning.metrics.evaluate_encoder` on the validation
+    recordings are printed at the end.
 
 Splits are by recording (``EEGStore.split``): the validation recordings are never seen in
 training, and the figures printed at the end (nearest-centroid state accuracy in W, the SWD
@@ -36,9 +43,17 @@ to the generator's W) are theirs. Features are standardised per recording ("per 
 a live session calibrates its own baseline); ``--normalization global`` uses one baseline.
 
 Outputs in ``--out``: the encoder (``config.json`` + ``encoder.safetensors``), ``loss.png``
-(align), ``states.png`` (one row of paintings per brain state of the validation recordings:
-the state's mean features, then single moments), ``history.jsonl`` (align) and, for pca,
-``components.txt``.
+(align, joint), ``states.png`` (one row of paintings per brain state of the validation
+recordings: the state's mean features, then single moments), ``history.jsonl`` (align,
+joint), for pca ``components.txt``, and for joint ``generator/`` and ``fidelity.json``.
+
+Examples
+--------
+python -m conditioning.train --eeg stores/eeg --generator runs/cpu64 --out encoders/align
+python -m conditioning.train --eeg stores/eeg --generator runs/cpu64 --mode pca --out enc/pca
+python -m conditioning.train --eeg stores/eeg --generator runs/cpu64 --mode joint \\
+    --out encoders/joint --kimg 20 --eeg-share 0.5 --aux-weight 1.0
+python -m conditioning.render encoders/joint encoders/joint/generator session.fif --out out/
 """
 
 from __future__ import annotations
@@ -88,7 +103,8 @@ class EncoderTrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="align: Adam learning rate.")
     hidden: int = Field(256, ge=1, description="Width of each group's trunk.")
     code_dim: int = Field(32, ge=1, description="Code size of each group.")
-    swd_weight: float = Field(1.0, ge=0, description="align: distribution-matching weight.")
+    swd_weight: float = Field(1.0, ge=0, description="align, joint: distribution-matching "
+                              "weight (encoded w among the generator's w).")
     recon_weight: float = Field(1.0, ge=0, description="align: information (decoder) weight.")
     smooth_weight: float = Field(1.0, ge=0, description="align: smoothness weight.")
     n_projections: int = Field(128, ge=1, description="align: SWD directions per step.")
@@ -104,7 +120,22 @@ class EncoderTrainConfig(BaseModel):
                             "layer group.")
     strength: float = Field(1.0, gt=0, description="pca: w moves strength x sigma_k per "
                             "standard deviation of an EEG component.")
-    init: str | None = Field(None, description="align: an encoder folder to fine-tune.")
+    init: str | None = Field(None, description="align, joint: an encoder folder to start "
+                             "from.")
+    kimg: float = Field(2.0, gt=0, description="joint: thousands of real images to fine-tune "
+                        "the generator for.")
+    eeg_share: float = Field(0.5, gt=0, le=1, description="joint: share of each batch "
+                             "rendered from EEG (the rest from Gaussian z).")
+    aux_weight: float = Field(1.0, ge=0, description="joint: weight of the auxiliary head's "
+                              "EEG-recovery loss.")
+    tiles: str | None = Field(None, description="joint: tile store of real images (None: the "
+                              "one the generator was trained on).")
+    run_dir: str | None = Field(None, description="joint: the gan.train run folder (None: "
+                                "OUT.run).")
+    snapshot_kimg: float = Field(1.0, gt=0, description="joint: kimg between snapshots.")
+    resume: bool = Field(False, description="joint: continue the run in run_dir.")
+    fidelity: bool = Field(True, description="joint: measure responsiveness, coverage and "
+                           "smoothness on the validation recordings at the end.")
     spec: str | None = Field(None, description="FeatureSpec JSON the store must have been "
                              "built with.")
     device: str = Field("cpu", description="'cpu', 'cuda' or 'cuda:N'.")
@@ -664,17 +695,14 @@ def state_picture(encoder: Encoder, G: torch.nn.Module, rows: Rows, path: Path, 
 def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
     """Fit an encoder as ``cfg`` says; write it and its pictures; return a summary dict."""
     started = time.perf_counter()
-    if cfg.mode == "joint":
-        raise NeuropaintError(
-            "joint mode is not available yet: it needs gan.train to take EEG latents and an "
-            "auxiliary discriminator head; use --mode align or --mode pca.")
-    if cfg.init is not None and cfg.mode != "align":
-        raise NeuropaintError(f"--init fine-tunes an encoder with --mode align; --mode "
-                              f"{cfg.mode} starts from scratch.")
+    if cfg.init is not None and cfg.mode == "pca":
+        raise NeuropaintError("--init starts from an encoder with --mode align or joint; --mode "
+                              "pca is fitted in closed form from scratch.")
     store = EEGStore(cfg.eeg)
     if cfg.spec is not None:
         check_store_spec(store, load_spec_file(cfg.spec), f"--spec {cfg.spec}")
     G = load_generator_for_encoding(cfg.generator, cfg.device)
+    torch.manual_seed(cfg.seed)  # the encoder's initial weights
     if cfg.init is not None:
         encoder = Encoder.from_pretrained(cfg.init, generator_path=cfg.generator,
                                           device=cfg.device)
@@ -697,9 +725,17 @@ def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
     fit_seconds = time.perf_counter()
     result: dict[str, Any] = {"mode": cfg.mode, "data": rows.report}
     history: list[dict] = []
+    joint = None
     if cfg.mode == "align":
         history = train_align(encoder, G, rows, cfg, progress=progress)
         result["final"] = history[-1]
+    elif cfg.mode == "joint":
+        from conditioning.joint import train_joint
+
+        joint = train_joint(encoder, rows, cfg, progress=progress)
+        history = joint["history"]
+        result["final_joint"] = joint["final"]
+        G = load_generator_for_encoding(joint["snapshot"], cfg.device)  # the fine-tuned one
     else:
         table = fit_pca(encoder, G, rows, cfg)
         result["components"] = table
@@ -716,22 +752,56 @@ def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
         "data": rows.report,
         "fit_seconds": result["fit_seconds"],
         "held_out": result["held_out"],
-        "final": result.get("final"),
+        "final": result.get("final") or result.get("final_joint"),
     }
     out = Path(cfg.out)
     encoder.save_pretrained(out)
     paths = {"encoder": out}
+    if joint is not None:
+        from conditioning.joint import PLOT_KEYS, copy_generator
+        from gan.train import plot_history
+
+        paths["generator"] = copy_generator(joint["snapshot"], out)
+        paths["run"] = joint["run_dir"]
     if history:
         write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-        paths["loss_plot"] = plot_losses(history, out / "loss.png")
+        paths["loss_plot"] = (plot_history(history, out / "loss.png", extra_keys=PLOT_KEYS)
+                              if joint is not None else plot_losses(history, out / "loss.png"))
     if cfg.mode == "pca":
         write_text(out / "components.txt", result["table"] + "\n")
     paths["states"] = state_picture(encoder, G, rows, out / "states.png")
+    if joint is not None and cfg.fidelity:
+        result["fidelity"] = fidelity_figures(encoder, G, store, rows, seed=cfg.seed)
+        if result["fidelity"] is not None:
+            from conditioning.metrics import json_ready
+
+            write_text(out / "fidelity.json", json.dumps(json_ready(result["fidelity"]),
+                                                         indent=2) + "\n")
+            paths["fidelity"] = out / "fidelity.json"
     result["paths"] = paths
     result["encoder"] = encoder
     result["history"] = history
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def fidelity_figures(encoder: Encoder, G: torch.nn.Module, store: EEGStore, rows: Rows, *,
+                     seed: int = 0) -> dict[str, Any] | None:
+    """Responsiveness, coverage and smoothness on the validation recordings of the store.
+
+    Painted as :func:`conditioning.metrics.evaluate_encoder` paints (motion in W at 10 frames
+    per second), with each recording's whole-session baseline, as training standardised it.
+    None (with a warning) when the recordings carry no states to measure against.
+    """
+    from conditioning.metrics import evaluate_encoder
+
+    val_recordings = sorted(int(r) for r in np.unique(rows.recording[rows.val]))
+    try:
+        return evaluate_encoder(encoder, G, store, store_recordings=val_recordings,
+                                calibration_s=None, seed=seed)
+    except NeuropaintError as exc:
+        logger.warning("no fidelity figures: %s", exc)
+        return None
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -746,6 +816,15 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"final losses: swd {f['swd']:.3f} (val {f['val_swd']:.3f}), recon "
                      f"{f['recon']:.3f} (val {f['val_recon']:.3f}), smooth {f['smooth']:.3f} "
                      f"(val {f['val_smooth']:.3f})")
+    if result.get("final_joint"):
+        f = result["final_joint"]
+        lines.append(f"joint: {f['kimg']:.3f} kimg; last tick: G loss {f['loss_g']:.3f}, D loss "
+                     f"{f['loss_d']:.3f}, aux (EEG recovery MSE, 1 = nothing recovered) G "
+                     f"{f['aux_g']:.3f} D {f['aux_d']:.3f}")
+    if result.get("fidelity"):
+        from conditioning.metrics import summary_line
+
+        lines.append("held-out fidelity: " + summary_line(result["fidelity"]))
     if "state_accuracy" in held:
         lines.append(f"held-out state accuracy in W (nearest centroid): "
                      f"{held['state_accuracy']:.3f} (chance {held['chance']:.3f}, states "
@@ -762,12 +841,15 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m conditioning.train",
-        description="Fit an EEG -> W encoder for a frozen generator. 'align' trains it so "
+        description="Fit an EEG -> W encoder for a generator. 'align' trains it so "
         "that encoded EEG lands among the generator's own w, stays decodable and moves "
         "smoothly; 'pca' maps principal components of the EEG onto principal directions of "
-        "W in closed form and prints which drives which.",
+        "W in closed form and prints which drives which; 'joint' fine-tunes the generator "
+        "with EEG-derived latents and an auxiliary head on its discriminator that must read "
+        "the EEG back from the paintings (the fine-tuned generator is saved in OUT/generator).",
         epilog="Example: python -m conditioning.train --eeg stores/eeg --generator runs/cpu64 "
-        "--out encoders/cpu64-align",
+        "--out encoders/cpu64-align; with --mode joint --kimg 20, render with "
+        "python -m conditioning.render OUT OUT/generator session.fif --out painted/",
     )
     parser.add_argument("--eeg", required=True, help="EEG feature store (python -m "
                         "datasets.eeg build)")
@@ -781,7 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256, help="align: rows per step")
     parser.add_argument("--lr", type=float, default=1e-3, help="align: learning rate")
     parser.add_argument("--swd-weight", type=float, default=1.0,
-                        help="align: distribution-matching weight")
+                        help="align, joint: distribution-matching weight")
     parser.add_argument("--recon-weight", type=float, default=1.0,
                         help="align: information (decoder) weight")
     parser.add_argument("--smooth-weight", type=float, default=1.0,
@@ -793,7 +875,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--normalization", choices=["session", "global"], default="session",
                         help="standardise each recording by its own baseline (default) or "
                         "all by one")
-    parser.add_argument("--init", help="align: an encoder folder to fine-tune")
+    parser.add_argument("--init", help="align, joint: an encoder folder to start from")
+    parser.add_argument("--kimg", type=float, default=2.0,
+                        help="joint: thousands of real images to fine-tune the generator for")
+    parser.add_argument("--eeg-share", type=float, default=0.5,
+                        help="joint: share of each batch rendered from EEG (0.5)")
+    parser.add_argument("--aux-weight", type=float, default=1.0,
+                        help="joint: weight of the auxiliary EEG-recovery loss (1.0)")
+    parser.add_argument("--tiles", help="joint: tile store of real images (default: the one "
+                        "the generator was trained on)")
+    parser.add_argument("--run-dir", help="joint: the gan.train run folder (default: OUT.run)")
+    parser.add_argument("--snap", type=float, default=1.0,
+                        help="joint: kimg between snapshots")
+    parser.add_argument("--resume", action="store_true",
+                        help="joint: continue the run in the run folder")
+    parser.add_argument("--no-fidelity", action="store_true",
+                        help="joint: skip the fidelity figures at the end")
     parser.add_argument("--spec", help="FeatureSpec JSON the store must have been built with")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -805,7 +902,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        recon_weight=args.recon_weight, smooth_weight=args.smooth_weight,
                        components=args.components, strength=args.strength,
                        normalization=args.normalization, init=args.init, spec=args.spec,
-                       device=args.device)
+                       device=args.device, kimg=args.kimg, eeg_share=args.eeg_share,
+                       aux_weight=args.aux_weight, tiles=args.tiles, run_dir=args.run_dir,
+                       snapshot_kimg=args.snap, resume=args.resume,
+                       fidelity=not args.no_fidelity)
     result = run(cfg, progress=not args.quiet)
     if cfg.mode == "pca":
         print(result["table"])

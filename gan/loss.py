@@ -7,14 +7,77 @@ images; the path-length penalty keeps |J_w^T y| constant. Both regularisers are 
 every k steps with their weight multiplied by k. The augmentation pipe (ADA) sits in front of
 the discriminator for real and generated images alike.
 
+Two generalisations serve ``gan.train``'s extension points (see its module notes):
+
+- a batch of latents (:class:`Latents`) may hold ready-made ``ws`` for its first images (an
+  EEG encoder's output, say) and Gaussian ``z`` for the rest; style mixing only touches the
+  ``z`` part, so a given ``ws`` is rendered exactly as given;
+- the generator may be judged by several discriminators ("critics"), each with its own
+  augmentation pipe: its per-image loss is then the maximum (or mean) of theirs. Two critics
+  on two collections with the maximum is the seeds' way of blending them: an image must
+  convince both judges.
+
 The same class drives the seeds' DCGAN, which has no W space: style mixing and the path
-length term then do nothing.
+length term then do nothing, and ready-made ``ws`` are refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
 import torch
 import torch.nn.functional as F
+
+from neuropaint.validate import NeuropaintError, check_option
+
+REDUCTIONS = ("max", "mean")
+
+
+@dataclass
+class Latents:
+    """The inputs of one batch of generated images.
+
+    Images ``0 .. len(ws) - 1`` of the batch come from ``ws``, the rest from ``z`` through the
+    mapping network. ``extra`` carries whatever the source needs back in its loss terms (the
+    EEG feature rows behind ``ws``, for instance); the loss never reads it.
+    """
+
+    z: torch.Tensor | None = None   # [N_z, z_dim] Gaussian latents.
+    ws: torch.Tensor | None = None  # [N_ws, num_ws, w_dim] ready-made latents.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_ws(self) -> int:
+        return 0 if self.ws is None else int(self.ws.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_ws + (0 if self.z is None else int(self.z.shape[0]))
+
+
+class CriticLike(Protocol):
+    """What the loss needs of a discriminator: itself, its name and its augmentation."""
+
+    name: str
+    D: torch.nn.Module
+    augment_pipe: torch.nn.Module | None
+
+
+@dataclass
+class FakeBatch:
+    """Generated images of one phase and what each critic made of them (for extra losses)."""
+
+    img: torch.Tensor                   # [N, C, H, W] in [-1, 1] (detached in the D phase).
+    ws: torch.Tensor | None             # [N, num_ws, w_dim] as rendered (None: DCGAN).
+    latents: Latents
+    logits: dict[str, torch.Tensor]     # Critic name -> [N, 1].
+    features: dict[str, torch.Tensor]   # Critic name -> [N, F], D's penultimate activations.
+
+
+def stat_suffix(name: str) -> str:
+    """Stats key suffix of a critic: '' for the main 'D', '_b' for 'D_B'."""
+    return "" if name == "D" else "_" + name.split("_", 1)[-1].lower()
 
 
 class StyleGAN2Loss:
@@ -42,30 +105,82 @@ class StyleGAN2Loss:
         self.pl_decay = pl_decay
         self.pl_mean = torch.zeros([])
 
-    def run_G(self, z: torch.Tensor, c: torch.Tensor | None, *, update_emas: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Images (and their ``ws`` when the generator has a W space) for latents ``z``."""
+    def run_G(self, latents: Latents | torch.Tensor, c: torch.Tensor | None, *,
+              update_emas: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images (and their ``ws`` when the generator has a W space) for a batch of latents.
+
+        ``latents`` is a :class:`Latents` or a plain ``z`` tensor ``[N, z_dim]``.
+        """
+        if isinstance(latents, torch.Tensor):
+            latents = Latents(z=latents)
         G = self.G
         if not hasattr(G, "mapping"):
-            return G(z, c), None
-        ws = G.mapping(z, c, update_emas=update_emas)  # [N, num_ws, w_dim]
-        if self.style_mixing > 0 and torch.rand([]) < self.style_mixing:
-            cutoff = int(torch.randint(1, ws.shape[1], []))
-            other = G.mapping(torch.randn_like(z), c, update_emas=False)
-            ws = torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
+            if latents.ws is not None:
+                raise NeuropaintError(f"a {type(G).__name__} has no W space: it cannot render "
+                                      f"ready-made ws.")
+            return G(latents.z, c), None
+        parts = [] if latents.ws is None else [latents.ws]
+        if latents.z is not None and len(latents.z):
+            z = latents.z
+            c_z = None if c is None else c[latents.n_ws:]
+            ws = G.mapping(z, c_z, update_emas=update_emas)  # [N_z, num_ws, w_dim]
+            if self.style_mixing > 0 and torch.rand([]) < self.style_mixing:
+                cutoff = int(torch.randint(1, ws.shape[1], []))
+                other = G.mapping(torch.randn_like(z), c_z, update_emas=False)
+                ws = torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
+            parts.append(ws)
+        ws = torch.cat(parts) if len(parts) > 1 else parts[0]  # [N, num_ws, w_dim]
         return G.synthesis(ws), ws
 
-    def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        if self.augment_pipe is not None:
-            img = self.augment_pipe(img)
-        return self.D(img, c)
+    def run_D(self, img: torch.Tensor, c: torch.Tensor | None,
+              critic: CriticLike | None = None, *, return_features: bool = False):
+        """Logits ``[N, 1]`` of ``critic`` (default: this loss's D) on augmented ``img``."""
+        D, pipe = (self.D, self.augment_pipe) if critic is None else (critic.D,
+                                                                      critic.augment_pipe)
+        if pipe is not None:
+            img = pipe(img)
+        return D(img, c, return_features=return_features) if return_features else D(img, c)
 
-    def g_main(self, z, c) -> tuple[torch.Tensor, dict]:
-        """Non-saturating generator loss."""
-        img, _ = self.run_G(z, c)
-        logits = self.run_D(img, c)
-        loss = F.softplus(-logits).mean()
-        return loss, {"loss_g": loss.detach(), "scores_fake": logits.detach().mean()}
+    def _judge(self, img, c, critics) -> tuple[dict, dict]:
+        logits, features = {}, {}
+        for critic in critics:
+            logits[critic.name], features[critic.name] = self.run_D(img, c, critic,
+                                                                    return_features=True)
+        return logits, features
+
+    def g_main(self, latents: Latents | torch.Tensor, c,
+               critics: Sequence[CriticLike] | None = None,
+               reduce: Literal["max", "mean"] = "max"
+               ) -> tuple[torch.Tensor, dict, FakeBatch]:
+        """Non-saturating generator loss; with several critics, per image their max (or mean).
+
+        Returns the loss, its stats, and the :class:`FakeBatch` (images with gradients, each
+        critic's logits and features) for extra loss terms.
+        """
+        check_option(reduce, "reduce", REDUCTIONS)
+        if isinstance(latents, torch.Tensor):
+            latents = Latents(z=latents)
+        critics = list(critics) if critics else [_Default(self.D, self.augment_pipe)]
+        img, ws = self.run_G(latents, c)
+        logits, features = self._judge(img, c, critics)
+        per_critic = torch.stack([F.softplus(-logits[k.name]).flatten() for k in critics])
+        # [K, N] per-image losses; one critic: the plain StyleGAN2 loss.
+        if len(critics) == 1:
+            per_image = per_critic[0]
+        elif reduce == "max":
+            per_image = per_critic.max(dim=0).values
+        else:
+            per_image = per_critic.mean(dim=0)
+        loss = per_image.mean()
+        stats = {"loss_g": loss.detach()}
+        for k in critics:
+            stats["scores_fake" + stat_suffix(k.name)] = logits[k.name].detach().mean()
+        if len(critics) > 1:
+            # Which judge is the harder one, image by image (max: whose loss G follows).
+            hardest = per_critic.argmax(dim=0)  # [N]
+            for i, k in enumerate(critics[1:], start=1):
+                stats["hardest" + stat_suffix(k.name)] = (hardest == i).float().mean()
+        return loss, stats, FakeBatch(img, ws, latents, logits, features)
 
     def g_path_length(self, z, c, gain: float) -> tuple[torch.Tensor, dict]:
         """Lazy path-length penalty (StyleGAN2 sec. 3.2), weighted by ``gain`` = interval."""
@@ -80,24 +195,55 @@ class StyleGAN2Loss:
         loss = penalty * self.pl_weight * gain
         return loss, {"pl_penalty": penalty.detach()}
 
-    def d_main(self, real, z, c) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """Discriminator logistic loss; also returns D's logits on the reals (for ADA)."""
-        with torch.no_grad():
-            fake, _ = self.run_G(z, c, update_emas=True)
-        fake_logits = self.run_D(fake, c)
-        real_logits = self.run_D(real, c)
-        loss_fake = F.softplus(fake_logits).mean()
-        loss_real = F.softplus(-real_logits).mean()
-        loss = loss_fake + loss_real
-        stats = {"loss_d": loss.detach(), "scores_real": real_logits.detach().mean(),
-                 "scores_fake": fake_logits.detach().mean()}
-        return loss, stats, real_logits.detach()
+    def d_main(self, real: torch.Tensor | dict[str, torch.Tensor],
+               latents: Latents | torch.Tensor, c,
+               critics: Sequence[CriticLike] | None = None
+               ) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor], FakeBatch]:
+        """Discriminator logistic loss, summed over the critics (one fake batch for all).
 
-    def d_r1(self, real, c, gain: float) -> tuple[torch.Tensor, dict]:
+        ``real`` is a tensor (one critic) or a dict critic name -> its real images. Returns the
+        loss, stats, each critic's logits on its reals (for ADA) and the :class:`FakeBatch`
+        (images detached; logits and features with gradients into the critics).
+        """
+        if isinstance(latents, torch.Tensor):
+            latents = Latents(z=latents)
+        critics = list(critics) if critics else [_Default(self.D, self.augment_pipe)]
+        if isinstance(real, torch.Tensor):
+            real = {critics[0].name: real}
+        with torch.no_grad():
+            fake, ws = self.run_G(latents, c, update_emas=True)
+        fake_logits, fake_features = self._judge(fake, c, critics)
+        loss = torch.zeros([], device=fake.device)
+        stats, real_logits = {}, {}
+        for k in critics:
+            logits = self.run_D(real[k.name], c, k)
+            loss_fake = F.softplus(fake_logits[k.name]).mean()
+            loss_real = F.softplus(-logits).mean()
+            loss = loss + loss_fake + loss_real
+            s = stat_suffix(k.name)
+            stats |= {"loss_d" + s: (loss_fake + loss_real).detach(),
+                      "scores_real" + s: logits.detach().mean(),
+                      "scores_fake" + s: fake_logits[k.name].detach().mean()}
+            real_logits[k.name] = logits.detach()
+        return loss, stats, real_logits, FakeBatch(fake, ws, latents, fake_logits, fake_features)
+
+    def d_r1(self, real, c, gain: float, critic: CriticLike | None = None,
+             r1_gamma: float | None = None) -> tuple[torch.Tensor, dict]:
         """Lazy R1 penalty on real images, weighted by ``gain`` = interval."""
         real = real.detach().requires_grad_(True)
-        logits = self.run_D(real, c)
+        logits = self.run_D(real, c, critic)
         (grads,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = grads.square().sum(dim=[1, 2, 3]).mean()
-        loss = penalty * (self.r1_gamma / 2) * gain
-        return loss, {"r1_penalty": penalty.detach()}
+        gamma = self.r1_gamma if r1_gamma is None else r1_gamma
+        loss = penalty * (gamma / 2) * gain
+        name = "D" if critic is None else critic.name
+        return loss, {"r1_penalty" + stat_suffix(name): penalty.detach()}
+
+
+@dataclass
+class _Default:
+    """The loss's own D as a critic (callers that pass no critics)."""
+
+    D: torch.nn.Module
+    augment_pipe: torch.nn.Module | None
+    name: str = "D"

@@ -12,9 +12,47 @@ data order. ``--resume auto`` continues from the run's latest snapshot, and the 
 exactly as if the run had never stopped. Snapshots are written atomically, so ``kill -9`` at
 any moment loses at most the work since the last one.
 
+``--init SNAPSHOT`` starts a new run from a snapshot's weights (G, D and G_ema) with fresh
+optimisers, counters, augmentation and data: fine-tuning a generator on an artist's small
+collection, or the common base that layer-swap blending (Pinkney & Adler 2020) needs. When
+``--resume auto`` finds something to resume, it wins over ``--init``, so the same command
+both starts and continues a fine-tuning run.
+
 Several processes (``torchrun --nproc_per_node N -m gan.train ...``) split each batch; their
 gradients are averaged with ``torch.distributed.all_reduce`` (gloo on CPU, NCCL on GPUs), so
 every process holds the same weights after every step.
+
+Extension points
+----------------
+Other ways of training a generator run in this one loop, through an :class:`Extension` passed
+to :class:`Trainer` (``Trainer(cfg, extensions=[...])``). An extension may
+
+- supply the latents of each batch (:meth:`Extension.latents`): ready-made ``ws`` for a share
+  of the batch and Gaussian ``z`` for the rest (:class:`gan.loss.Latents`);
+- add trainable modules with their own optimisers (:meth:`Trainer.add_trainable`): an EEG
+  encoder updated with the generator, an auxiliary head on D's features updated in both
+  phases; their weights and optimiser state are saved in every snapshot's resume state;
+- add loss terms to the generator and discriminator phases (:meth:`Extension.g_loss`,
+  :meth:`Extension.d_loss`), computed from the phase's :class:`gan.loss.FakeBatch` (images,
+  and each discriminator's logits and penultimate features);
+- add real-data sources, each judged by its own discriminator (:meth:`Trainer.add_critic`)
+  with its own augmentation pipe, ADA controller, R1 and optimiser. The generator's loss per
+  image is then the maximum (or mean) of the critics' losses.
+
+Snapshots keep ``G``, ``D`` and ``G_ema`` (a plain generator: ``gan.checkpoint.
+load_generator`` reads it) plus one network per extra critic (``D_B``); an extension's
+modules and state travel in ``state.pt``.
+
+Blending two collections (the seeds' idea, done with StyleGAN2): ``--data-b B --blend max``
+adds a second discriminator on collection B (:class:`TwoCollectionBlend`); every generated
+image must convince both judges.
+
+Examples
+--------
+python -m gan.train --data stores/paintings --out runs/tiny --preset tiny --kimg 10
+python -m gan.train --data stores/paintings --out runs/tiny --kimg 20 --resume auto
+python -m gan.train --data stores/artist --out runs/artist --init runs/base --kimg 5
+python -m gan.train --data stores/rothko --data-b stores/davis --blend max --out runs/blend
 """
 
 from __future__ import annotations
@@ -37,14 +75,24 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from gan.augment import AdaController, AugmentPipe
-from gan.checkpoint import load_network, load_state, mark_latest, resolve_snapshot, save_snapshot
-from gan.loss import StyleGAN2Loss
+from gan.checkpoint import (
+    load_network,
+    load_state,
+    mark_latest,
+    read_config,
+    resolve_snapshot,
+    save_snapshot,
+)
+from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
 from gan.presets import Preset, get_preset
 from neuropaint.atomic import atomic_path, write_text
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
+
+Phase = Literal["G", "D"]
+BASE_NETWORKS = ("G", "D", "G_ema")
 
 
 class TrainConfig(BaseModel):
@@ -71,6 +119,14 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, ge=0, description="Random seed.")
     resume: str | None = Field(None, description="'auto' (the run's latest snapshot) or a "
                                "snapshot path.")
+    init: str | None = Field(None, description="Start from this snapshot's weights (G, D, "
+                             "G_ema) with fresh optimisers, counters and data; a resume "
+                             "found by 'resume' wins.")
+    data_b: str | None = Field(None, description="Blend: a second tile store, judged by a "
+                               "second discriminator D_B.")
+    blend: Literal["max", "mean"] | None = Field(None, description="Blend: the generator's "
+                                                 "per-image loss over the two "
+                                                 "discriminators.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA.")
     compile: bool = Field(False, description="torch.compile the networks (CUDA).")
@@ -125,27 +181,38 @@ def setup_distributed(device: str) -> Dist:
 def build_networks(preset: Preset, *, c_dim: int = 0, batch_per_process: int = 8
                    ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The generator and discriminator a preset describes."""
+    D = build_discriminator(preset, c_dim=c_dim, batch_per_process=batch_per_process)
     if preset.arch == "dcgan":
-        from gan.dcgan import DCGANDiscriminator, DCGANGenerator
+        from gan.dcgan import DCGANGenerator
 
         G = DCGANGenerator(z_dim=preset.z_dim, img_resolution=preset.resolution, img_channels=3,
                            base_channels=preset.channel_max,
                            batch_norm=preset.dcgan_batch_norm_g, c_dim=c_dim)
-        D = DCGANDiscriminator(img_resolution=preset.resolution, img_channels=3,
-                               batch_norm=preset.dcgan_batch_norm_d, c_dim=c_dim)
         return G, D
-    from gan.networks import Discriminator, Generator
+    from gan.networks import Generator
 
     G = Generator(z_dim=preset.z_dim, c_dim=c_dim, w_dim=preset.w_dim,
                   img_resolution=preset.resolution, img_channels=3,
                   mapping_kwargs={"num_layers": preset.mapping_layers},
                   synthesis_kwargs={"channel_base": preset.channel_base,
                                     "channel_max": preset.channel_max})
-    D = Discriminator(c_dim=c_dim, img_resolution=preset.resolution, img_channels=3,
-                      channel_base=preset.d_channel_base or preset.channel_base,
-                      channel_max=preset.d_channel_max or preset.channel_max,
-                      mbstd_group_size=min(preset.mbstd_group, batch_per_process))
     return G, D
+
+
+def build_discriminator(preset: Preset, *, c_dim: int = 0, batch_per_process: int = 8
+                        ) -> torch.nn.Module:
+    """The discriminator a preset describes (every critic of a run is one of these)."""
+    if preset.arch == "dcgan":
+        from gan.dcgan import DCGANDiscriminator
+
+        return DCGANDiscriminator(img_resolution=preset.resolution, img_channels=3,
+                                  batch_norm=preset.dcgan_batch_norm_d, c_dim=c_dim)
+    from gan.networks import Discriminator
+
+    return Discriminator(c_dim=c_dim, img_resolution=preset.resolution, img_channels=3,
+                         channel_base=preset.d_channel_base or preset.channel_base,
+                         channel_max=preset.d_channel_max or preset.channel_max,
+                         mbstd_group_size=min(preset.mbstd_group, batch_per_process))
 
 
 def make_optimizer(net: torch.nn.Module, lr: float, betas: tuple[float, float],
@@ -164,6 +231,7 @@ class TileSource:
     def __init__(self, store: str, resolution: int, *, xflip: bool, seed: int):
         from datasets.art import ArtTiles
 
+        self.path = str(store)
         self.tiles = ArtTiles(store, xflip=xflip)
         size = self.tiles.img_resolution
         if size < resolution or size % resolution:
@@ -219,16 +287,19 @@ def broadcast_weights(nets: Sequence[torch.nn.Module], dist: Dist) -> None:
             torch.distributed.broadcast(tensor.data, src=0)
 
 
-def optimizer_step(net, opt, loss, dist: Dist, *, phase: str) -> None:
-    """Backward, gradient sync, step — stopping on a non-finite loss."""
+def optimizer_step(nets: Sequence[tuple[torch.nn.Module, torch.optim.Optimizer]],
+                   loss: torch.Tensor, dist: Dist, *, phase: str) -> None:
+    """Backward, gradient sync, step of every (module, optimiser) — stopping on a bad loss."""
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"the {phase} loss became {loss.item()}; training stopped and "
                                f"the last good snapshot is kept (lower the learning rate or "
                                f"raise --gamma).")
-    opt.zero_grad(set_to_none=True)
+    for _, opt in nets:
+        opt.zero_grad(set_to_none=True)
     loss.backward()
-    sync_gradients(net, dist)
-    opt.step()
+    for net, opt in nets:
+        sync_gradients(net, dist)
+        opt.step()
 
 
 @torch.no_grad()
@@ -255,11 +326,117 @@ class Counters:
     collapse_reported: bool = False
 
 
+# ---------------------------------------------------------------------- extension points
+
+@dataclass
+class Critic:
+    """One discriminator and what it owns: its real images, optimiser, augmentation and R1."""
+
+    name: str                          # Checkpoint name: "D" (the main one), "D_B", ...
+    D: torch.nn.Module
+    data: TileSource                   # The collection it judges against.
+    opt: torch.optim.Optimizer
+    augment_pipe: AugmentPipe | None
+    ada: AdaController | None
+    gamma: float                       # R1 weight.
+
+
+@dataclass
+class Trainable:
+    """An extra module the loop optimises, in the phases it names."""
+
+    name: str
+    module: torch.nn.Module
+    opt: torch.optim.Optimizer
+    phases: tuple[Phase, ...]          # "G": with the generator; "D": with the critics.
+
+
+class Extension:
+    """A change to what :class:`Trainer`'s one loop trains; every hook is optional.
+
+    The trainer calls :meth:`attach` once, after it has built G, the main critic and the
+    optimisers and before it resumes; there the extension adds its critics
+    (:meth:`Trainer.add_critic`) and trainable modules (:meth:`Trainer.add_trainable`), whose
+    saving and resuming the trainer then handles. Each step it asks :meth:`latents` for the
+    G phase's and the D phase's batch (the first extension that answers supplies them), and
+    adds :meth:`g_loss` and :meth:`d_loss` to the phases' losses. Anything else that must
+    survive a resume (a private random generator, say) goes through :meth:`state_dict`.
+    """
+
+    name: str = "extension"
+    stats_keys: tuple[str, ...] = ()   # Stats it logs that training.png should plot.
+
+    def attach(self, trainer: Trainer) -> None:
+        """Build modules, add critics and trainables."""
+
+    def latents(self, n: int, phase: Phase) -> Latents | None:
+        """The latents of ``n`` images for the phase, or None for Gaussian ``z``."""
+        return None
+
+    def g_loss(self, fake: FakeBatch) -> tuple[torch.Tensor | None, dict]:
+        """An extra term of the generator phase's loss (weighted), and stats to log."""
+        return None, {}
+
+    def d_loss(self, fake: FakeBatch) -> tuple[torch.Tensor | None, dict]:
+        """An extra term of the discriminator phase's loss (fakes detached), and stats."""
+        return None, {}
+
+    def state_dict(self) -> dict:
+        """Resume state beyond the trainables (tensors and plain containers only)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+
+    def snapshot_config(self) -> dict:
+        """JSON-ready description stored in each snapshot's config.json."""
+        return {}
+
+
+class TwoCollectionBlend(Extension):
+    """The seeds' blend of two collections: one generator, two discriminators.
+
+    A second critic ``D_B`` (its own ADA pipe and p, R1 and optimiser) judges collection B as
+    the main critic judges A; the generator's non-saturating loss per image is the larger of
+    the two (``reduce='max'``: every image must convince both judges) or their mean. Both
+    collections must have the same tile size, so that both judges see the same detail.
+    """
+
+    name = "blend"
+
+    def __init__(self, data_b: str, reduce: Literal["max", "mean"]):
+        self.data_b = data_b
+        self.reduce = reduce
+
+    def attach(self, trainer: Trainer) -> None:
+        if trainer.preset.arch == "dcgan":
+            logger.warning("blending with a DCGAN: it trains, but the seeds found a DCGAN "
+                           "could not blend two collections; StyleGAN2 is recommended")
+        critic = trainer.add_critic("D_B", self.data_b, what="--data-b")
+        size_a = trainer.data.tiles.img_resolution
+        size_b = critic.data.tiles.img_resolution
+        if size_a != size_b:
+            raise NeuropaintError(
+                f"the two collections must share a tile size so that both discriminators see "
+                f"the same detail: --data has {size_a} px tiles, --data-b {size_b} px; rebuild "
+                f"one of them with --size {size_a}.")
+        trainer.reduce = self.reduce
+
+    def snapshot_config(self) -> dict:
+        return {"data_b": self.data_b, "reduce": self.reduce}
+
+
 class Trainer:
     """One training run: networks, optimisers, data, loss, and the loop over steps."""
 
-    def __init__(self, cfg: TrainConfig, dist: Dist | None = None):
+    def __init__(self, cfg: TrainConfig, dist: Dist | None = None, *,
+                 extensions: Sequence[Extension] = ()):
         self.cfg = cfg
+        if (cfg.data_b is None) != (cfg.blend is None):
+            raise NeuropaintError("a blend needs both --data-b (the second collection) and "
+                                  "--blend max|mean (how the two discriminators' losses "
+                                  "combine); got only " + ("--data-b." if cfg.data_b else
+                                                           "--blend."))
         self.dist = dist or setup_distributed(cfg.device)
         overrides = {}
         if cfg.batch is not None:
@@ -274,22 +451,14 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         self.device = self.dist.device
         torch.manual_seed(cfg.seed)
-        self.data = TileSource(cfg.data, self.preset.resolution, xflip=cfg.xflip,
-                               seed=cfg.seed * 1000 + self.dist.rank)
-        self.G, self.D = build_networks(self.preset, batch_per_process=self.batch_per_process)
+        self.G, D = build_networks(self.preset, batch_per_process=self.batch_per_process)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.augment_pipe = None
-        if cfg.aug != "none":
-            self.augment_pipe = AugmentPipe.from_preset(cfg.augpipe)
-        self.ada = None
-        if self.augment_pipe is not None:
-            self.ada = AdaController(self.augment_pipe, target=cfg.aug_target,
-                                     interval=4, ada_kimg=cfg.ada_kimg,
-                                     batch_size=self.preset.batch, mode=cfg.aug, p=cfg.aug_p)
-        for net in (self.G, self.D, self.G_ema):
-            net.to(self.device)
-        if self.augment_pipe is not None:
-            self.augment_pipe.to(self.device)
+        self.G.to(self.device)
+        self.G_ema.to(self.device)
+        self.critics: list[Critic] = []
+        self.trainables: list[Trainable] = []
+        self.reduce: Literal["max", "mean"] = "max"  # How several critics' G losses combine.
+        self.add_critic("D", cfg.data, D=D)
         self.loss = StyleGAN2Loss(self.G, self.D, augment_pipe=self.augment_pipe,
                                   r1_gamma=self.preset.gamma,
                                   style_mixing=self.preset.style_mixing,
@@ -297,18 +466,129 @@ class Trainer:
                                   pl_batch_shrink=self.preset.pl_batch_shrink)
         self.G_opt = make_optimizer(self.G, self.preset.g_lr, self.preset.betas,
                                     self.preset.pl_interval if self.loss.pl_weight else None)
-        self.D_opt = make_optimizer(self.D, self.preset.d_lr, self.preset.betas,
-                                    self.preset.r1_interval if self.preset.gamma else None)
+        self.extensions = list(extensions)
+        if cfg.data_b is not None:
+            self.extensions.insert(0, TwoCollectionBlend(cfg.data_b, cfg.blend))
+        names = [ext.name for ext in self.extensions]
+        if len(set(names)) != len(names):
+            raise NeuropaintError(f"extension names must be unique, got {names}.")
+        for ext in self.extensions:
+            ext.attach(self)
         self.counters = Counters()
         self.grid_z = torch.randn([cfg.grid_size, self.G.z_dim],
                                   generator=torch.Generator().manual_seed(123))
         self.history: list[dict] = []
-        if cfg.resume:
-            self.resume(cfg.resume)
-        broadcast_weights([self.G, self.D, self.G_ema], self.dist)
+        resumed = self.resume(cfg.resume) if cfg.resume else False
+        if cfg.init and not resumed:
+            self.init_from(cfg.init)
+        broadcast_weights([self.G, self.G_ema] + [c.D for c in self.critics]
+                          + [t.module for t in self.trainables], self.dist)
         if cfg.compile and hasattr(self.G, "synthesis"):
             # The synthesis network is where the time goes; the DCGAN has none and stays eager.
             self.G.synthesis = torch.compile(self.G.synthesis)
+
+    # ------------------------------------------------------------------ the main critic
+    @property
+    def D(self) -> torch.nn.Module:
+        return self.critics[0].D
+
+    @property
+    def D_opt(self) -> torch.optim.Optimizer:
+        return self.critics[0].opt
+
+    @property
+    def data(self) -> TileSource:
+        return self.critics[0].data
+
+    @property
+    def augment_pipe(self) -> AugmentPipe | None:
+        return self.critics[0].augment_pipe
+
+    @property
+    def ada(self) -> AdaController | None:
+        return self.critics[0].ada
+
+    # ------------------------------------------------------------------ extension points
+    def add_critic(self, name: str, data: str, *, D: torch.nn.Module | None = None,
+                   what: str = "--data") -> Critic:
+        """A discriminator on its own tile store, with its own ADA pipe, R1 and optimiser.
+
+        Saved in snapshots as network ``name``; its resume state (optimiser, augmentation,
+        data order) travels in state.pt.
+        """
+        if (name in {c.name for c in self.critics} | {"G", "G_ema"}
+                or (name == "D") != (not self.critics)):
+            raise NeuropaintError(f"critic name {name!r} is taken or reserved: the first "
+                                  f"critic is 'D', the others have names like 'D_B'.")
+        cfg, index = self.cfg, len(self.critics)
+        try:
+            source = TileSource(data, self.preset.resolution, xflip=cfg.xflip,
+                                seed=cfg.seed * 1000 + self.dist.rank + 7919 * index)
+        except NeuropaintError as exc:
+            raise NeuropaintError(f"{what}: {exc}" if index else str(exc)) from None
+        if D is None:
+            D = build_discriminator(self.preset, batch_per_process=self.batch_per_process)
+        D.to(self.device)
+        pipe = ada = None
+        if cfg.aug != "none":
+            pipe = AugmentPipe.from_preset(cfg.augpipe).to(self.device)
+            ada = AdaController(pipe, target=cfg.aug_target, interval=4, ada_kimg=cfg.ada_kimg,
+                                batch_size=self.preset.batch, mode=cfg.aug, p=cfg.aug_p)
+        opt = make_optimizer(D, self.preset.d_lr, self.preset.betas,
+                             self.preset.r1_interval if self.preset.gamma else None)
+        critic = Critic(name=name, D=D, data=source, opt=opt, augment_pipe=pipe, ada=ada,
+                        gamma=self.preset.gamma)
+        self.critics.append(critic)
+        return critic
+
+    def add_trainable(self, name: str, module: torch.nn.Module, opt: torch.optim.Optimizer,
+                      phases: Sequence[Phase]) -> Trainable:
+        """An extra module updated in ``phases`` ("G", "D" or both) by its own optimiser.
+
+        The module is moved to the training device; its weights and optimiser state are saved
+        in every snapshot's resume state and restored on resume.
+        """
+        if any(t.name == name for t in self.trainables):
+            raise NeuropaintError(f"a trainable named {name!r} already exists.")
+        bad = [p for p in phases if p not in ("G", "D")]
+        if bad or not phases:
+            raise NeuropaintError(f"'phases' must be a non-empty subset of ('G', 'D'), got "
+                                  f"{list(phases)}.")
+        module.to(self.device)
+        trainable = Trainable(name=name, module=module, opt=opt, phases=tuple(phases))
+        self.trainables.append(trainable)
+        return trainable
+
+    def latents(self, n: int, phase: Phase) -> Latents:
+        """The latents of ``n`` generated images: an extension's, or Gaussian ``z``."""
+        for ext in self.extensions:
+            latents = ext.latents(n, phase)
+            if latents is not None:
+                if len(latents) != n:
+                    raise NeuropaintError(f"extension {ext.name!r} gave {len(latents)} latents "
+                                          f"for a batch of {n}.")
+                return latents
+        return Latents(z=self.sample_z(n))
+
+    def _extension_losses(self, hook: str, fake: FakeBatch, stats: dict) -> torch.Tensor | None:
+        total = None
+        for ext in self.extensions:
+            term, s = getattr(ext, hook)(fake)
+            stats.update(s)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
+
+    def _phase_nets(self, phase: Phase) -> list[tuple[torch.nn.Module, torch.optim.Optimizer]]:
+        nets = [(self.G, self.G_opt)] if phase == "G" else [(c.D, c.opt) for c in self.critics]
+        return nets + [(t.module, t.opt) for t in self.trainables if phase in t.phases]
+
+    def _set_phase(self, phase: Phase) -> None:
+        self.G.requires_grad_(phase == "G")
+        for critic in self.critics:
+            critic.D.requires_grad_(phase == "D")
+        for t in self.trainables:
+            t.module.requires_grad_(phase in t.phases)
 
     # ------------------------------------------------------------------ the steps
     def sample_z(self, n: int) -> torch.Tensor:
@@ -319,42 +599,51 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def g_step(self, stats: dict) -> None:
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
+        self._set_phase("G")
         with self.autocast():
-            loss, s = self.loss.g_main(self.sample_z(self.batch_per_process), None)
-        optimizer_step(self.G, self.G_opt, loss, self.dist, phase="generator")
+            latents = self.latents(self.batch_per_process, "G")
+            loss, s, fake = self.loss.g_main(latents, None, self.critics, reduce=self.reduce)
+            extra = self._extension_losses("g_loss", fake, s)
+            if extra is not None:
+                loss = loss + extra
+        optimizer_step(self._phase_nets("G"), loss, self.dist, phase="generator")
         stats.update(s)
 
     def g_regularise(self, stats: dict) -> None:
         if not self.loss.pl_weight or self.counters.step % self.preset.pl_interval:
             return
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
+        self._set_phase("G")
         loss, s = self.loss.g_path_length(self.sample_z(self.batch_per_process), None,
                                           gain=self.preset.pl_interval)
-        optimizer_step(self.G, self.G_opt, loss, self.dist, phase="path-length")
+        optimizer_step([(self.G, self.G_opt)], loss, self.dist, phase="path-length")
         stats.update(s)
 
-    def d_step(self, real: torch.Tensor, stats: dict) -> None:
-        self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
+    def d_step(self, reals: dict[str, torch.Tensor], stats: dict) -> None:
+        self._set_phase("D")
         with self.autocast():
-            loss, s, real_logits = self.loss.d_main(real, self.sample_z(len(real)), None)
-        optimizer_step(self.D, self.D_opt, loss, self.dist, phase="discriminator")
-        if self.ada is not None:
-            self.ada.accumulate(real_logits)
+            latents = self.latents(self.batch_per_process, "D")
+            loss, s, real_logits, fake = self.loss.d_main(reals, latents, None, self.critics)
+            extra = self._extension_losses("d_loss", fake, s)
+            if extra is not None:
+                loss = loss + extra
+        optimizer_step(self._phase_nets("D"), loss, self.dist, phase="discriminator")
+        for critic in self.critics:
+            if critic.ada is not None:
+                critic.ada.accumulate(real_logits[critic.name])
         stats.update(s)
         self.watch_collapse(float(s["loss_d"]))
 
-    def d_regularise(self, real: torch.Tensor, stats: dict) -> None:
+    def d_regularise(self, reals: dict[str, torch.Tensor], stats: dict) -> None:
         if not self.preset.gamma or self.counters.step % self.preset.r1_interval:
             return
-        self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
-        loss, s = self.loss.d_r1(real, None, gain=self.preset.r1_interval)
-        optimizer_step(self.D, self.D_opt, loss, self.dist, phase="R1")
-        stats.update(s)
+        self._set_phase("D")
+        loss = torch.zeros([], device=self.device)
+        for critic in self.critics:
+            term, s = self.loss.d_r1(reals[critic.name], None, gain=self.preset.r1_interval,
+                                     critic=critic, r1_gamma=critic.gamma)
+            loss = loss + term
+            stats.update(s)
+        optimizer_step([(c.D, c.opt) for c in self.critics], loss, self.dist, phase="R1")
 
     def watch_collapse(self, loss_d: float) -> None:
         """Report a discriminator that wins outright for many steps (the seeds' BN model)."""
@@ -369,16 +658,18 @@ class Trainer:
     def train_step(self) -> dict:
         """One full step: G, G reg, D, D reg, EMA, ADA."""
         stats: dict = {}
-        real = self.data.batch(self.batch_per_process).to(self.device)
+        reals = {c.name: c.data.batch(self.batch_per_process).to(self.device)
+                 for c in self.critics}
         self.g_step(stats)
         self.g_regularise(stats)
-        self.d_step(real, stats)
-        self.d_regularise(real, stats)
+        self.d_step(reals, stats)
+        self.d_regularise(reals, stats)
         self.counters.nimg += self.preset.batch
         self.counters.step += 1
         update_ema(self.G_ema, self.G, self.preset, self.preset.batch, self.counters.nimg)
-        if self.ada is not None:
-            self.ada.step(self.dist)
+        for critic in self.critics:
+            if critic.ada is not None:
+                critic.ada.step(self.dist)
         return {k: float(v) for k, v in stats.items()}
 
     # ------------------------------------------------------------------ the loop
@@ -439,11 +730,12 @@ class Trainer:
             "step": c.step,
             "kimg_per_s": (c.nimg - tick_nimg) / 1000 / seconds,
             "sec_per_step": seconds / max(len(losses), 1),
-            "aug_p": self.ada.p if self.ada is not None else 0.0,
-            "ada_rt": None if self.ada is None or self.ada.rt is None else round(self.ada.rt, 4),
-            "d_collapse": c.collapse_reported,
-            "time": time.time(),
         })
+        for critic in self.critics:
+            ada, suffix = critic.ada, stat_suffix(critic.name)
+            line["aug_p" + suffix] = ada.p if ada is not None else 0.0
+            line["ada_rt" + suffix] = None if ada is None or ada.rt is None else round(ada.rt, 4)
+        line.update({"d_collapse": c.collapse_reported, "time": time.time()})
         self.history.append(line)
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -469,6 +761,14 @@ class Trainer:
             "data_rng": self.data.generator.get_state(),
             "cuda_rng": (torch.cuda.get_rng_state(self.device)
                          if self.device.type == "cuda" else torch.zeros(0, dtype=torch.uint8)),
+            "critics": {k.name: {"opt": k.opt.state_dict(),
+                                 "ada": k.ada.state_dict() if k.ada is not None else {},
+                                 "data_rng": k.data.generator.get_state()}
+                        for k in self.critics[1:]},
+            "trainables": {t.name: {"weights": {n: v.detach().cpu() for n, v
+                                                in t.module.state_dict().items()},
+                                    "opt": t.opt.state_dict()} for t in self.trainables},
+            "extensions": {ext.name: ext.state_dict() for ext in self.extensions},
         }
 
     def snapshot(self) -> Path | None:
@@ -486,16 +786,28 @@ class Trainer:
                       "last": self.history[-1] if self.history else None},
             "img_resolution": self.preset.resolution,
             "num_ws": getattr(self.G, "num_ws", None),
+            "critics": {k.name: {"data": k.data.path,
+                                 "aug_p": k.ada.p if k.ada is not None else 0.0}
+                        for k in self.critics},
+            "extensions": {ext.name: ext.snapshot_config() for ext in self.extensions},
         }
-        save_snapshot(folder, {"G": self.G, "D": self.D, "G_ema": self.G_ema}, config,
-                      self.training_state())
+        networks = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        networks |= {k.name: k.D for k in self.critics[1:]}
+        save_snapshot(folder, networks, config, self.training_state())
         write_grid(self.G_ema, self.grid_z.to(self.device), folder / "grid.png")
         if self.cfg.metrics:
             self.snapshot_metrics(folder)
         mark_latest(self.run_dir, folder)
-        plot_history(self.history_from_disk(), self.run_dir / "training.png")
+        plot_history(self.history_from_disk(), self.run_dir / "training.png",
+                     extra_keys=self.plot_keys())
         logger.info("snapshot %s", folder)
         return folder
+
+    def plot_keys(self) -> list[str]:
+        """Stats beyond the base losses that training.png plots."""
+        keys = [f"{k}{stat_suffix(c.name)}" for c in self.critics[1:]
+                for k in ("loss_d", "r1_penalty")]
+        return keys + [k for ext in self.extensions for k in ext.stats_keys]
 
     def snapshot_metrics(self, folder: Path) -> dict:
         """SWD of the EMA generator against the tiles, appended to metrics.jsonl."""
@@ -516,33 +828,75 @@ class Trainer:
             return self.history
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def resume(self, source: str) -> None:
-        """Restore networks, optimisers, counters, augmentation, RNG and data order."""
+    def _load_weights(self, folder: Path, name: str, net: torch.nn.Module, how: str) -> None:
+        """Fill ``net`` from network ``name`` of a snapshot, refusing another architecture."""
+        loaded = load_network(folder, name)
+        if type(loaded) is not type(net) or loaded.init_kwargs != net.init_kwargs:
+            trained = read_config(folder).get("preset", {}).get("name", "?")
+            raise NeuropaintError(f"{folder} holds a different {name} than preset "
+                                  f"{self.preset.name!r} builds; {how} with the preset it was "
+                                  f"trained with ({trained!r}).")
+        net.load_state_dict(loaded.state_dict())
+
+    def resume(self, source: str) -> bool:
+        """Restore networks, optimisers, counters, augmentation, RNG and data order.
+
+        Returns False when ``source`` is 'auto' and the run has nothing to resume.
+        """
         if source == "auto":
             if not (self.run_dir / "latest").exists() and not (self.run_dir / "snapshots"
                                                                 ).exists():
                 logger.info("nothing to resume in %s: starting afresh", self.run_dir)
-                return
+                return False
             source = str(self.run_dir)
         folder = resolve_snapshot(source)
-        for name, net in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            loaded = load_network(folder, name)
-            if type(loaded) is not type(net) or loaded.init_kwargs != net.init_kwargs:
-                raise NeuropaintError(f"{folder} holds a different {name} than preset "
-                                      f"{self.preset.name!r} builds; resume with the preset it "
-                                      f"was trained with.")
-            net.load_state_dict(loaded.state_dict())
+        saved = set(read_config(folder)["networks"])
+        extra = sorted(saved - set(BASE_NETWORKS) - {k.name for k in self.critics})
+        if extra:
+            raise NeuropaintError(f"{folder} also trained discriminators {extra}: resume it "
+                                  f"with the same --data-b and --blend.")
+        missing = sorted({k.name for k in self.critics} - saved)
+        if missing:
+            raise NeuropaintError(f"{folder} has no {', '.join(missing)}: it was not trained "
+                                  f"as a blend; start one from it with --init instead.")
+        for name, net in (("G", self.G), ("G_ema", self.G_ema)):
+            self._load_weights(folder, name, net, "resume")
+        for critic in self.critics:
+            self._load_weights(folder, critic.name, critic.D, "resume")
         state = load_state(folder)
         self.G_opt.load_state_dict(state["G_opt"])
         self.D_opt.load_state_dict(state["D_opt"])
         if self.ada is not None and state["ada"]:
             self.ada.load_state_dict(state["ada"])
+        self.data.generator.set_state(state["data_rng"])
+        for critic in self.critics[1:]:
+            saved_critic = state["critics"][critic.name]
+            critic.opt.load_state_dict(saved_critic["opt"])
+            if critic.ada is not None and saved_critic["ada"]:
+                critic.ada.load_state_dict(saved_critic["ada"])
+            critic.data.generator.set_state(saved_critic["data_rng"])
+        for ext in self.extensions:  # first: an extension names a mismatch best
+            saved_ext = state.get("extensions", {}).get(ext.name)
+            if saved_ext is None:
+                raise NeuropaintError(f"{folder} was trained without {ext.name!r}; start from "
+                                      f"it with --init instead.")
+            ext.load_state_dict(saved_ext)
+        for t in self.trainables:
+            saved_t = state.get("trainables", {}).get(t.name)
+            if saved_t is None:
+                raise NeuropaintError(f"{folder} has no trainable {t.name!r}: it was trained "
+                                      f"without it; start from it with --init instead.")
+            try:
+                t.module.load_state_dict(saved_t["weights"])
+            except RuntimeError as exc:
+                raise NeuropaintError(f"{folder}: the saved {t.name!r} does not fit this run's "
+                                      f"({str(exc).splitlines()[0]}).") from None
+            t.opt.load_state_dict(saved_t["opt"])
         self.loss.pl_mean = state["pl_mean"].to(self.device)
         self.counters = Counters(step=int(state["step"]), nimg=int(state["nimg"]),
                                  collapse_run=int(state["collapse_run"]),
                                  collapse_reported=bool(state["collapse_reported"]))
         torch.set_rng_state(state["torch_rng"])
-        self.data.generator.set_state(state["data_rng"])
         if self.device.type == "cuda" and state["cuda_rng"].numel():
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         if self.dist.world > 1:
@@ -550,6 +904,29 @@ class Trainer:
             torch.manual_seed(self.cfg.seed * 1000 + self.dist.rank + self.counters.step)
         self.trim_stats(self.counters.nimg)
         logger.info("resumed from %s at kimg %.2f", folder, self.counters.nimg / 1000)
+        return True
+
+    def init_from(self, source: str) -> None:
+        """Weights of G, D and G_ema from a snapshot; optimisers, counters, data stay fresh.
+
+        Extra critics take the snapshot's network of their name if it has one, else a copy of
+        its D (a judge that already knows images, as in transfer learning).
+        """
+        try:
+            folder = resolve_snapshot(source)
+        except FileNotFoundError:
+            raise NeuropaintError(f"--init: no such snapshot or run: {source}") from None
+        except NeuropaintError as exc:
+            raise NeuropaintError(f"--init: {exc}") from None
+        saved = set(read_config(folder)["networks"])
+        for name, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            self._load_weights(folder, name, net, "use --init")
+        for critic in self.critics[1:]:
+            if critic.name in saved:
+                self._load_weights(folder, critic.name, critic.D, "use --init")
+            else:
+                critic.D.load_state_dict(self.D.state_dict())
+        logger.info("initialised from %s (fresh optimisers, counters and augmentation)", folder)
 
     def trim_stats(self, nimg: int) -> None:
         """Drop stats lines written after the snapshot we resume from: the curve continues."""
@@ -601,8 +978,9 @@ def write_grid(G: torch.nn.Module, z: torch.Tensor, path: Path) -> Path:
     return path
 
 
-def plot_history(history: list[dict], path: Path) -> Path | None:
-    """Losses and augmentation strength against kimg."""
+def plot_history(history: list[dict], path: Path, extra_keys: Sequence[str] = ()
+                 ) -> Path | None:
+    """Losses (and ``extra_keys``) and augmentation strength against kimg."""
     if not history:
         return None
     import matplotlib
@@ -613,15 +991,17 @@ def plot_history(history: list[dict], path: Path) -> Path | None:
     kimg = [h["kimg"] for h in history]
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_aug = fig.subplots(1, 2)
-    for key in ("loss_g", "loss_d", "r1_penalty", "pl_penalty"):
+    for key in ("loss_g", "loss_d", "r1_penalty", "pl_penalty", *extra_keys):
         values = [h.get(key, np.nan) for h in history]
         if not all(np.isnan(v) for v in values):
             ax_loss.plot(kimg, values, label=key)
     ax_loss.set(xlabel="kimg", title="losses")
     ax_loss.legend()
-    ax_aug.plot(kimg, [h.get("aug_p", 0) for h in history], label="p")
-    ax_aug.plot(kimg, [h.get("ada_rt") if h.get("ada_rt") is not None else np.nan
-                       for h in history], label="r_t")
+    suffixes = sorted({k[len("aug_p"):] for h in history for k in h if k.startswith("aug_p")})
+    for suffix in suffixes or [""]:
+        ax_aug.plot(kimg, [h.get("aug_p" + suffix, 0) for h in history], label="p" + suffix)
+        ax_aug.plot(kimg, [h.get("ada_rt" + suffix) if h.get("ada_rt" + suffix) is not None
+                           else np.nan for h in history], label="r_t" + suffix)
     ax_aug.set(xlabel="kimg", title="augmentation", ylim=(-0.05, 1.05))
     ax_aug.legend()
     fig.tight_layout()
@@ -633,7 +1013,12 @@ def plot_history(history: list[dict], path: Path) -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gan.train",
-        description="Train a StyleGAN2-ADA (or the seeds' DCGAN) on a tile store.",
+        description="Train a StyleGAN2-ADA (or the seeds' DCGAN) on a tile store; with "
+        "--data-b and --blend, one generator judged by two discriminators (one per "
+        "collection).",
+        epilog="Examples: python -m gan.train --data stores/art --out runs/art --kimg 10; "
+        "python -m gan.train --data stores/artist --out runs/artist --init runs/art --kimg 2; "
+        "python -m gan.train --data stores/A --data-b stores/B --blend max --out runs/blend",
     )
     parser.add_argument("--data", required=True, help="tile store (python -m datasets.art "
                         "build)")
@@ -651,6 +1036,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--snap", type=float, default=4.0, help="kimg between snapshots")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", help="'auto' or a snapshot folder")
+    parser.add_argument("--init", metavar="SNAPSHOT",
+                        help="start from a snapshot's (or run's) weights with fresh optimisers, "
+                        "counters and this --data: fine-tuning")
+    parser.add_argument("--data-b", metavar="STORE",
+                        help="blend: a second tile store, judged by a second discriminator")
+    parser.add_argument("--blend", choices=["max", "mean"],
+                        help="blend: the generator's per-image loss is the max (the seeds') or "
+                        "mean of the two discriminators'")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--compile", action="store_true")
@@ -676,6 +1069,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        kimg=args.kimg, batch=args.batch, gamma=args.gamma, aug=aug_mode,
                        aug_p=aug_p, aug_target=args.target, xflip=args.xflip,
                        snapshot_kimg=args.snap, seed=args.seed, resume=args.resume,
+                       init=args.init, data_b=args.data_b, blend=args.blend,
                        device=args.device, precision=args.precision, compile=args.compile,
                        max_minutes=args.max_minutes, metrics=args.metrics)
     trainer = Trainer(cfg)

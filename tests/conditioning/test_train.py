@@ -196,7 +196,3 @@ def test_nan_rows_are_skipped_and_counted(eeg_store_path, generator_path, tmp_pa
     n_valid = int(EEGStore(eeg_store_path).valid.sum())
     assert result["data"]["train_rows"] + result["data"]["val_rows"] == n_valid - 8
 
-
-def test_joint_mode_says_it_is_not_available(eeg_store_path, generator_path, tmp_path):
-    with pytest.raises(NeuropaintError, match=r"joint mode is not available yet"):
-        run(_config(eeg_store_path, generator_path, tmp_path / "x", mode="joint"))

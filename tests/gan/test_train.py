@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from gan.checkpoint import load_generator, load_state, read_config, resolve_snapshot
+from gan.checkpoint import load_generator, load_network, load_state, read_config, resolve_snapshot
+from gan.loss import Latents
 from gan.presets import get_preset, list_presets
-from gan.train import TrainConfig, Trainer, TrainingDiverged, main
+from gan.train import Extension, TrainConfig, Trainer, TrainingDiverged, main
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
 
@@ -202,3 +204,141 @@ def test_snapshot_metrics_are_written_and_do_not_change_the_run(paintings_store,
     b = load_file(str(resolve_snapshot(measured) / "G.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+# --- --init: fine-tuning from a snapshot ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_collection(tmp_path_factory):
+    """An artist's small collection: 16 Newman-like tiles of 16 px."""
+    from datasets.procedural import write_store
+
+    return write_store(tmp_path_factory.mktemp("artist") / "newman16", 16, 16, styles="newman")
+
+
+def test_init_fine_tunes_with_fresh_optimisers_counters_and_data(paintings_store,
+                                                                 small_collection, tmp_path):
+    base = tmp_path / "base"
+    Trainer(_config(paintings_store, base, kimg=0.032, snapshot_kimg=0.032)).train()
+    tuned = tmp_path / "tuned"
+    trainer = Trainer(_config(small_collection, tuned, kimg=0.016, snapshot_kimg=0.016,
+                              init=str(base)))
+    for name, net in (("G", trainer.G), ("D", trainer.D), ("G_ema", trainer.G_ema)):
+        loaded = load_network(base, name).state_dict()
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(value, loaded[key], rtol=0, atol=0, msg=f"{name}.{key}")
+    assert trainer.counters.nimg == 0 and not trainer.G_opt.state  # fresh
+    assert trainer.data.path == str(small_collection) and trainer.ada.p == 0.1
+    trainer.train()
+    assert load_state(tuned)["nimg"] == 16
+    assert read_config(tuned)["train_config"]["init"] == str(base)
+    # The same command again continues the fine-tuning run instead of starting it over.
+    again = Trainer(_config(small_collection, tuned, kimg=0.032, snapshot_kimg=0.016,
+                            init=str(base), resume="auto"))
+    assert again.counters.nimg == 16 and again.G_opt.state
+
+
+def test_init_refuses_another_preset_and_a_missing_snapshot(paintings_store, tmp_path,
+                                                            capsys):
+    base = tmp_path / "base"
+    Trainer(_config(paintings_store, base, kimg=0.016, snapshot_kimg=0.016)).train()
+    with pytest.raises(NeuropaintError, match=r"holds a different G than preset 'tiny32' "
+                       r"builds; use --init with the preset it was trained with \('tiny'\)"):
+        Trainer(_config(paintings_store, tmp_path / "x", preset="tiny32", init=str(base)))
+    with pytest.raises(NeuropaintError, match=r"^--init: no such snapshot or run: .*nowhere"):
+        Trainer(_config(paintings_store, tmp_path / "x", init=str(tmp_path / "nowhere")))
+    assert main(["--data", str(paintings_store), "--out", str(tmp_path / "cli"), "--init",
+                 str(base), "--kimg", "0.008", "--snap", "0.008", "--device", "cpu", "-q"]) == 0
+    assert "latest snapshot" in capsys.readouterr().out
+
+
+# --- the extension points, used by a small InfoGAN-style extension -----------------------------
+
+class CodeBank(Extension):
+    """A categorical code (InfoGAN, Chen et al. 2016) through every extension point.
+
+    Half of each batch is rendered from ``ws`` of a trainable bank of K codes (updated with G);
+    an auxiliary head on D's features (updated in both phases) must tell which code made an
+    image; the bank's sampling has its own random generator, resumed with the run.
+    """
+
+    name = "codes"
+    stats_keys = ("aux_g", "aux_d")
+
+    def __init__(self, k: int = 4):
+        self.k = k
+
+    def attach(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        G = trainer.G
+        self.bank = torch.nn.Embedding(self.k, G.w_dim)
+        with torch.no_grad():
+            self.bank.weight.copy_(G.mapping(torch.randn(self.k, G.z_dim), None)[:, 0])
+        features = trainer.D(torch.zeros(4, 3, 16, 16), None, return_features=True)[1]
+        self.head = torch.nn.Linear(features.shape[1], self.k)
+        trainer.add_trainable("bank", self.bank, torch.optim.Adam(self.bank.parameters(), 1e-3),
+                              phases=["G"])
+        trainer.add_trainable("head", self.head, torch.optim.Adam(self.head.parameters(), 1e-2),
+                              phases=["G", "D"])
+        self.gen = torch.Generator().manual_seed(7)
+
+    def latents(self, n, phase):
+        codes = torch.randint(self.k, [n // 2], generator=self.gen)
+        with torch.set_grad_enabled(phase == "G"):
+            ws = self.bank(codes)[:, None].expand(-1, self.trainer.G.num_ws, -1)
+        return Latents(z=self.trainer.sample_z(n - len(codes)), ws=ws, extra={"codes": codes})
+
+    def _aux(self, fake, key):
+        codes = fake.latents.extra["codes"]
+        logits = self.head(fake.features["D"][: len(codes)])
+        loss = torch.nn.functional.cross_entropy(logits, codes)
+        return loss, {key: loss.detach()}
+
+    def g_loss(self, fake):
+        return self._aux(fake, "aux_g")
+
+    def d_loss(self, fake):
+        return self._aux(fake, "aux_d")
+
+    def state_dict(self):
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state):
+        self.gen.set_state(state["gen"])
+
+    def snapshot_config(self):
+        return {"k": self.k}
+
+
+@pytest.mark.slow
+def test_extension_points_train_resume_exactly_and_learn(paintings_store, tmp_path):
+    full = tmp_path / "full"
+    trainer = Trainer(_config(paintings_store, full), extensions=[CodeBank()])
+    trainer.train()
+    half = tmp_path / "half"
+    Trainer(_config(paintings_store, half, kimg=0.032), extensions=[CodeBank()]).train()
+    resumed = Trainer(_config(paintings_store, half, resume="auto"), extensions=[CodeBank()])
+    resumed.train()
+    for name in ("G", "D", "G_ema"):
+        a = load_network(full, name).state_dict()
+        b = load_network(half, name).state_dict()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}.{key}")
+    a, b = load_state(full), load_state(half)
+    for name in ("bank", "head"):
+        for key, value in a["trainables"][name]["weights"].items():
+            torch.testing.assert_close(value, b["trainables"][name]["weights"][key], rtol=0,
+                                       atol=0)
+    assert read_config(full)["extensions"] == {"codes": {"k": 4}}
+    lines = [json.loads(x) for x in (full / "stats.jsonl").read_text().splitlines()]
+    assert all("aux_g" in line and "aux_d" in line for line in lines)
+    assert load_generator(full).num_ws == trainer.G.num_ws  # G_ema stays a plain generator
+    # The aux head learns to tell the codes apart (chance: ln 4 = 1.39).
+    losses = [trainer.train_step()["aux_d"] for _ in range(40)]
+    assert np.mean(losses[-20:]) < 0.5 * np.log(4)
+    # A snapshot trained without the extension cannot be resumed with it.
+    plain = tmp_path / "plain"
+    Trainer(_config(paintings_store, plain, kimg=0.016, snapshot_kimg=0.016)).train()
+    with pytest.raises(NeuropaintError, match=r"was trained without 'codes'; start from it "
+                       r"with --init instead"):
+        Trainer(_config(paintings_store, plain, resume="auto"), extensions=[CodeBank()])
