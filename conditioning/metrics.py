@@ -533,10 +533,10 @@ def evaluate_encoder(
         ``responsiveness``, ``coverage``, ``smoothness`` (each with its ``goal`` and
         ``passed``), ``sessions``, ``frames``, ``fps``, ``tau``, ``settle_s``.
     """
-    from conditioning.render import _check_encoder, follow_rows, session_latents, synthesize
+    from conditioning.render import check_encoder, follow_rows, session_latents, synthesize
     from datasets.eeg import EEGStore
 
-    _check_encoder(encoder, G)
+    check_encoder(encoder, G)
     fps = check_positive(fps, "fps")
     tau = check_positive(tau, "tau")
     motion = MotionConfig(tau=tau)

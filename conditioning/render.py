@@ -60,8 +60,19 @@ from neuropaint.validate import NeuropaintError, build_config, check_int, check_
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "SessionLatents", "follow_rows", "main", "render_recording",
-           "resize_frames", "session_latents", "stream_features", "write_table"]
+__all__ = [
+    "FORMATS",
+    "SessionLatents",
+    "check_encoder",
+    "follow_rows",
+    "main",
+    "render_recording",
+    "resize_frames",
+    "save_outputs",
+    "session_latents",
+    "stream_features",
+    "write_table",
+]
 
 FORMATS = ("gif", "webp", "frames", "mp4")
 TABLE_COLUMNS = ("frame", "time", "state", "valid", "eeg_time", "calibrating")
@@ -168,7 +179,8 @@ def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
     return frame
 
 
-def _check_encoder(encoder, G=None) -> None:
+def check_encoder(encoder, G=None) -> None:
+    """A conditioning Encoder, and (when given) a StyleGAN2 generator of its shape, or an error."""
     for attr in ("spec", "feature_names", "num_ws", "w_dim", "normalizer", "match_features",
                  "take_features"):
         if not hasattr(encoder, attr):
@@ -228,7 +240,7 @@ def follow_rows(
         ``valid``, ``eeg_times``, ``calibrating``, ``features`` per frame (see
         :class:`SessionLatents`) and ``n_clean`` (clean rows available in all).
     """
-    _check_encoder(encoder)
+    check_encoder(encoder)
     whole_session = calibration_s is None
     if not whole_session:
         calibration_s = check_positive(calibration_s, "calibration_s", allow_zero=True)
@@ -303,7 +315,7 @@ def session_latents(
     ``motion`` (when given) replaces ``tau``; other parameters as in :func:`follow_rows`.
     The encoder's normaliser is calibrated on this session.
     """
-    _check_encoder(encoder)
+    check_encoder(encoder)
     raw = _check_raw(raw)
     fps = check_positive(fps, "fps")
     motion = motion or MotionConfig(tau=check_positive(tau, "tau"))
@@ -390,7 +402,7 @@ def render_recording(
     latents : SessionLatents
         Only with ``return_latents``.
     """
-    _check_encoder(encoder, G)
+    check_encoder(encoder, G)
     if size is not None:
         size = check_int(size, "size", minimum=8)
     w_avg = getattr(G.mapping, "w_avg", None)
@@ -402,6 +414,13 @@ def render_recording(
     if return_latents:
         return frames, latents.table(), latents
     return frames, latents.table()
+
+
+def save_outputs(frames: np.ndarray, table: list[dict], out: Path, fmt: str, fps: float, *,
+                 name: str) -> tuple[Path, Path]:
+    """Frames (or an animation named ``name``) and ``frames.csv`` into ``out``."""
+    written = save_animation(frames, out, fmt, fps, name=name)
+    return written, write_table(table, out / "frames.csv")
 
 
 def write_table(table: list[dict], path: Path) -> Path:
@@ -490,9 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
         progress=True, return_latents=True)
     out = Path(args.out)
-    written = save_animation(frames, out, args.format, args.fps,
-                             name=_animation_name(Path(args.recording)))
-    csv_path = write_table(table, out / "frames.csv")
+    written, csv_path = save_outputs(frames, table, out, args.format, args.fps,
+                                     name=_animation_name(Path(args.recording)))
     if args.save_ws:
         with atomic_path(out / "ws.npy") as tmp:
             np.save(tmp, latents.ws)

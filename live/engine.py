@@ -45,12 +45,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pylsl import local_clock
 
 from conditioning.follow import LatentFollower
+from conditioning.render import check_encoder
 from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
 from gan.train import to_uint8
 from live.motion import MotionConfig
-from neuropaint.validate import NeuropaintError
 
 logger = logging.getLogger(__name__)
 
@@ -215,13 +215,7 @@ class Engine:
                  *, sinks: Sequence[Sink] = (), upscaler: torch.nn.Module | None = None,
                  keep_ages: bool = False):
         self.config = config or EngineConfig()
-        if not hasattr(G, "synthesis") or not hasattr(G, "mapping"):
-            raise NeuropaintError("the live engine needs a StyleGAN2 generator (with a W "
-                                  "space); this one has none.")
-        if (encoder.num_ws, encoder.w_dim) != (G.num_ws, G.w_dim):
-            raise NeuropaintError(
-                f"the encoder outputs ws [{encoder.num_ws}, {encoder.w_dim}] but the generator "
-                f"takes [{G.num_ws}, {G.w_dim}]: it was trained for another generator.")
+        check_encoder(encoder, G)
         self.encoder, self.G, self.source = encoder, G, source
         self.sinks = list(sinks)
         # Sinks that also keep the raw EEG (a session recording) have write_eeg(data, times).

@@ -89,8 +89,7 @@ def replay_session(folder: str | Path, *, fps: float | None = None, size: int | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from conditioning.render import FORMATS, write_table
-    from gan.generate import save_animation
+    from conditioning.render import FORMATS, save_outputs
 
     p = argparse.ArgumentParser(prog="python -m live.replay",
                                 description="Re-render a recorded live session offline.")
@@ -131,9 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames, table, fps = replay_session(folder, fps=args.fps, size=args.size,
                                             generator=args.generator,
                                             any_generator=args.any_generator, progress=True)
-    out = Path(args.out)
-    written = save_animation(frames, out, args.format, fps, name=folder.resolve().name)
-    csv_path = write_table(table, out / "frames.csv")
+    written, csv_path = save_outputs(frames, table, Path(args.out), args.format, fps,
+                                     name=folder.resolve().name)
     print(f"{len(frames)} frames ({frames.shape[2]}x{frames.shape[1]} px, {fps:g} fps) -> "
           f"{written}")
     print(f"per-frame table -> {csv_path}")
