@@ -41,6 +41,8 @@ NETWORK_CLASSES = {
     "Discriminator": "gan.networks:Discriminator",
     "DCGANGenerator": "gan.dcgan:DCGANGenerator",
     "DCGANDiscriminator": "gan.dcgan:DCGANDiscriminator",
+    "RRDBNet": "gan.upscale:RRDBNet",
+    "PatchDiscriminator": "gan.upscale:PatchDiscriminator",
 }
 LATEST = "latest"
 

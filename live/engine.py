@@ -18,9 +18,9 @@ reflects (the end of the newest feature row's window), so its latency is measure
 ``age = local_clock() - eeg_time`` when the frame is ready.
 
 Feature rows are computed more often live than the encoder's training hop
-(``feature_rate``, default 40 rows/s, i.e. the spec's hop divided by a whole number): the
+(``feature_rate``, default 64 rows/s, i.e. the spec's hop divided by a whole number): the
 window, bands and normalisation stay the encoder's, only the rows come more often, so the
-newest row is at most 25 ms older than the newest sample.
+newest row is at most about 15 ms older than the newest sample.
 
 Signal states shown to the performer: ``waiting`` (no sample yet), ``calibrating`` (the first
 ``calibration`` seconds set the session baseline; the painting rests at ``w_avg``), ``ok``,
@@ -69,11 +69,11 @@ class EngineConfig(BaseModel):
                              "generator's output is upscaled to it); None: the generator's.")
     calibration: float = Field(10.0, ge=0, description="Seconds of EEG that set the session "
                                "baseline before the painting follows the brain.")
-    update_momentum: float | None = Field(0.0005, gt=0, le=1, description="After calibration, "
-                                          "each clean row moves the baseline by this much "
-                                          "(follows slow drifts; 0.0005 at 40 rows/s is a "
-                                          "time constant of about 50 s); None: fixed baseline.")
-    feature_rate: float = Field(40.0, gt=0, le=1000, description="Feature rows per second "
+    baseline_memory: float | None = Field(60.0, gt=0, description="After calibration, the "
+                                          "baseline keeps following the signal's slow drifts "
+                                          "with this memory in seconds (an exponential "
+                                          "average); None: the calibration baseline stays.")
+    feature_rate: float = Field(64.0, gt=0, le=1000, description="Feature rows per second "
                                 "computed live (the spec's hop divided by a whole number).")
     motion: MotionConfig = Field(default_factory=lambda: MotionConfig(tau=0.6, drift=0.15),
                                  description="Motion in W.")
@@ -228,9 +228,11 @@ class Engine:
         self.processor = OnlineProcessor(self.spec, float(meta.sfreq), list(meta.ch_names))
         self.window_s = self.processor.layout.window_n / self.processor.sfreq
         w_avg = G.mapping.w_avg.detach().cpu().numpy() if hasattr(G.mapping, "w_avg") else None
+        memory = self.config.baseline_memory
+        momentum = None if memory is None else min(1.0, self.spec.hop / memory)  # per row
         self.follower = LatentFollower(
             encoder, self.processor.names, motion=self.config.motion,
-            calibration_s=self.config.calibration, update_momentum=self.config.update_momentum,
+            calibration_s=self.config.calibration, update_momentum=momentum,
             w_avg=w_avg, seed=self.config.seed)
         self.bands = list(self.spec.bands)
         self.stats = EngineStats()
