@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pylsl import local_clock
 
+from live.demo import demo_upscaler
 from live.engine import Engine, EngineConfig
 from live.render import SimulatorProcess, load_models
 from live.sinks import ViewerSink
@@ -76,7 +77,8 @@ def main() -> None:
     p.add_argument("--soak", action="store_true", help="10-minute run (RSS growth)")
     p.add_argument("--encoder")
     p.add_argument("--generator")
-    p.add_argument("--upscaler")
+    p.add_argument("--upscaler", help="default: the demo model's, when no --encoder is given")
+    p.add_argument("--no-upscaler", action="store_true", help="bicubic resizing only")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--threads", type=int, default=1)
@@ -85,11 +87,14 @@ def main() -> None:
     seconds = 600.0 if args.soak else args.seconds
 
     encoder, G, _, gen_dir = load_models(args.encoder, args.generator)
+    upscaler_path = args.upscaler
+    if upscaler_path is None and args.encoder is None and not args.no_upscaler:
+        upscaler_path = demo_upscaler()
     upscaler = None
-    if args.upscaler:
+    if upscaler_path:
         from gan.upscale import Upscaler
 
-        upscaler = Upscaler.from_pretrained(args.upscaler)
+        upscaler = Upscaler.from_pretrained(upscaler_path)
     name = f"bench-{uuid.uuid4().hex[:8]}"
     sim = SimulatorProcess(name)
     source = LSLSource(name, timeout=10).open()
@@ -140,7 +145,8 @@ def main() -> None:
     result = {
         "benchmark": "live_speed", "seconds": round(wall, 1), "size": args.size,
         "generator": str(gen_dir), "generator_resolution": G.img_resolution,
-        "upscaler": args.upscaler, "threads": args.threads,
+        "upscaler": None if upscaler_path is None else str(upscaler_path),
+        "threads": args.threads,
         "fps": round(frames / wall, 2), "target_fps": args.fps,
         "age_ms": {q: round(float(np.percentile(ages, v)), 1)
                    for q, v in (("p50", 50), ("p95", 95), ("p99", 99))} if len(ages) else None,

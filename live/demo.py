@@ -5,7 +5,9 @@
 - ``generator/``: the ``demo64`` preset (a slim 64 px StyleGAN2) trained by ``gan.train`` on
   ``datasets.procedural`` colour-field paintings; only its ``G_ema`` is kept;
 - ``encoder/``: a ``conditioning.train --mode align`` encoder trained for that generator on
-  synthetic EEG sessions (``eeg.synthetic``, every state, several seeds).
+  synthetic EEG sessions (``eeg.synthetic``, every state, several seeds);
+- ``upscaler/``: a ``gan.upscale`` x4 model (the seeds' 64 -> 256 px step) trained on 256 px
+  procedural paintings, so the live painting is 256 px at the cost of a 64 px generator.
 
 Made by the project's own code, from nothing but this repository::
 
@@ -34,6 +36,12 @@ DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
 DEMO_PRESET = "demo64"
 EEG_SESSIONS = 8          # Synthetic sessions for the encoder (2 held out by the trainer).
 EEG_SESSION_S = 160.0     # Each cycles the four states 4 times (10 s each).
+
+
+def demo_upscaler(folder: str | Path = DEMO_MODEL) -> Path | None:
+    """The demo model's upscaler folder, or None when it has none."""
+    path = Path(folder) / "upscaler"
+    return path if (path / "config.json").is_file() else None
 
 
 def demo_paths(folder: str | Path = DEMO_MODEL) -> tuple[Path, Path]:
@@ -77,6 +85,22 @@ def _export_generator(run: Path, out: Path) -> None:
     save_snapshot(out, {"G_ema": G}, keep)
 
 
+def _train_upscaler(work: Path, minutes: float, count: int) -> Path:
+    """A x4 upscaler on 256 px procedural paintings (saved network only)."""
+    from datasets.procedural import write_store
+    from gan.upscale import UpscaleTrainConfig, UpscaleTrainer
+
+    store = work / "paintings256"
+    if not store.exists():
+        write_store(store, count=count, size=256)
+    run = work / "upscaler"
+    cfg = UpscaleTrainConfig(data=str(store), out=str(run), scale=4, preset="cpu", steps=None,
+                             max_minutes=minutes, device="cpu",
+                             resume="auto" if run.exists() else None)
+    UpscaleTrainer(cfg).train(progress=True)
+    return run
+
+
 def _eeg_store(work: Path) -> Path:
     from datasets.eeg import build
     from eeg.synthetic import make_raw
@@ -97,8 +121,8 @@ def _eeg_store(work: Path) -> Path:
 
 
 def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/demo",
-                     minutes: float = 60.0, count: int = 2000, encoder_steps: int = 1500
-                     ) -> Path:
+                     minutes: float = 60.0, count: int = 2000, encoder_steps: int = 1500,
+                     upscaler_minutes: float = 5.0) -> Path:
     """Make the demo model into ``out`` (see the module docstring); returns ``out``."""
     from conditioning.train import EncoderTrainConfig, run
 
@@ -111,6 +135,11 @@ def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/d
     if staged.exists():
         shutil.rmtree(staged)
     _export_generator(gan_run, staged / "generator")
+    if upscaler_minutes > 0:
+        from gan.upscale import Upscaler
+
+        sr_run = _train_upscaler(work, upscaler_minutes, count=300)
+        Upscaler.from_pretrained(sr_run).save_pretrained(staged / "upscaler")
     eeg_store = _eeg_store(work)
     run(EncoderTrainConfig(eeg=str(eeg_store), generator=str(staged / "generator"),
                            out=str(staged / "encoder"), mode="align", steps=encoder_steps),
@@ -132,10 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--minutes", type=float, default=60.0, help="generator training time")
     b.add_argument("--count", type=int, default=2000, help="procedural paintings")
     b.add_argument("--encoder-steps", type=int, default=1500, help="align steps")
+    b.add_argument("--upscaler-minutes", type=float, default=5.0,
+                   help="x4 upscaler training time (0: none, bicubic instead)")
     args = parser.parse_args(argv)
     setup_logging()
     path = build_demo_model(args.out, work=args.work, minutes=args.minutes, count=args.count,
-                            encoder_steps=args.encoder_steps)
+                            encoder_steps=args.encoder_steps,
+                            upscaler_minutes=args.upscaler_minutes)
     print(f"demo model: {path}")
     return 0
 

@@ -151,7 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model (none: the bundled demo model)")
     model.add_argument("--encoder", help="encoder folder (conditioning.train)")
     model.add_argument("--generator", help="generator snapshot or run (gan.train)")
-    model.add_argument("--upscaler", help="gan.upscale model applied after the generator")
+    model.add_argument("--upscaler", help="gan.upscale model applied after the generator "
+                       "(the demo model brings its own)")
+    model.add_argument("--no-upscaler", action="store_true",
+                       help="bicubic resizing only, even with the demo model")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     model.add_argument("--threads", type=int, default=1,
                        help="torch CPU threads; 1 is fastest for small models beside the "
@@ -194,11 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     address = None if args.no_serve else parse_address(args.serve)
     encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator,
                                                device=args.device)
+    upscaler_path = args.upscaler
+    if upscaler_path is None and args.encoder is None and not args.no_upscaler:
+        from live.demo import demo_upscaler
+
+        upscaler_path = demo_upscaler()  # the demo model's 64 -> 256 step, when it has one
     upscaler = None
-    if args.upscaler:
+    if upscaler_path:
         from gan.upscale import Upscaler
 
-        upscaler = Upscaler.from_pretrained(args.upscaler, device=args.device)
+        upscaler = Upscaler.from_pretrained(upscaler_path, device=args.device)
 
     stop = threading.Event()
     simulator = source = engine = None
