@@ -13,6 +13,7 @@ Made by the project's own code, from nothing but this repository::
 
     python -m live.demo build --out live/demo_model --work runs/demo --minutes 60
 
+and ``python -m live.demo grid --out docs/demo_model_grid.jpg`` draws the README's picture.
 Each step resumes or is skipped when its output in ``--work`` exists, so an interrupted build
 goes on where it stopped. The paintings and EEG are generated, so nothing is downloaded.
 """
@@ -151,6 +152,33 @@ def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/d
     return out
 
 
+def grid_picture(out: str | Path, *, folder: str | Path = DEMO_MODEL, count: int = 16,
+                 cols: int = 8, truncation_psi: float = 0.8) -> Path:
+    """A JPEG grid of the demo model's paintings (seeds 0.., upscaled as live) at ``out``."""
+    import torch
+    from PIL import Image
+
+    from gan.checkpoint import load_generator
+    from gan.generate import seed_z
+    from gan.train import image_grid, to_uint8
+    from gan.upscale import Upscaler
+    from neuropaint.atomic import atomic_path
+
+    _, generator = demo_paths(folder)
+    G = load_generator(generator)
+    sr_path = demo_upscaler(folder)
+    upscaler = Upscaler.from_pretrained(sr_path) if sr_path else None
+    with torch.inference_mode():
+        img = G(seed_z(G, list(range(count))), None, truncation_psi=truncation_psi,
+                noise_mode="const")
+        if upscaler is not None:
+            img = upscaler(img)
+    grid = image_grid(to_uint8(img), cols=cols)
+    with atomic_path(out) as tmp:
+        Image.fromarray(grid).save(tmp, format="JPEG", quality=90)
+    return Path(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m live.demo", description="Make the bundled demo model.")
@@ -163,8 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--encoder-steps", type=int, default=1500, help="align steps")
     b.add_argument("--upscaler-minutes", type=float, default=5.0,
                    help="x4 upscaler training time (0: none, bicubic instead)")
+    g = sub.add_parser("grid", help="a JPEG grid of the demo model's paintings")
+    g.add_argument("--out", default="docs/demo_model_grid.jpg")
+    g.add_argument("--model", default=str(DEMO_MODEL), help="demo model folder")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.command == "grid":
+        print(f"grid: {grid_picture(args.out, folder=args.model)}")
+        return 0
     path = build_demo_model(args.out, work=args.work, minutes=args.minutes, count=args.count,
                             encoder_steps=args.encoder_steps,
                             upscaler_minutes=args.upscaler_minutes)

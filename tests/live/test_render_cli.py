@@ -110,3 +110,17 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("python -m live.render: error:") and message in last, last
         assert "Traceback" not in proc.stderr
+
+
+def test_the_demo_runs_with_the_bundled_model_and_a_simulated_headset():
+    """``python -m live.render`` as the README runs it (with a duration, to end by itself)."""
+    proc = subprocess.run([sys.executable, "-m", "live.render", "--duration", "14",
+                           "--calibration", "3", "--status-every", "2", "--serve",
+                           "127.0.0.1:0"], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    out = proc.stdout
+    assert "streaming 'neuropaint-demo-" in out and "viewer at http://127.0.0.1:" in out
+    assert "256 px" in out and "stopped:" in out
+    status = [line for line in out.splitlines() if "fps, age p50" in line]
+    assert status and "signal ok" in status[-1], out
