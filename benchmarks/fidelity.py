@@ -97,7 +97,8 @@ def train_encoder(mode: str, store: Path, generator: Path, out: Path, args) -> f
             raise SystemExit("--joint-init align needs the align mode to run first: put it "
                              "before joint in --modes.")
     cfg = build_config(EncoderTrainConfig, eeg=str(store), generator=str(generator),
-                       out=str(out), mode=mode, steps=args.steps, seed=args.seed, **extra)
+                       out=str(out), mode=mode, steps=args.steps, seed=args.seed,
+                       normalization=args.normalization, **extra)
     start = time.perf_counter()
     run(cfg)
     return time.perf_counter() - start
@@ -121,6 +122,7 @@ def _line(mode: str, result: dict, args, fit_seconds: float, eval_seconds: float
     return {
         "benchmark": "fidelity",
         "mode": mode,
+        "normalization": args.normalization,
         "calibration": result["calibration"],
         "update_momentum": result["update_momentum"],
         "responsiveness": round(r["accuracy"], 3),
@@ -157,6 +159,9 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default="align,pca,joint",
                         help="encoder modes, comma-separated")
     parser.add_argument("--steps", type=int, default=1500, help="align: optimisation steps")
+    parser.add_argument("--normalization", choices=["session", "live", "global"],
+                        default="session", help="how training standardises each session "
+                        "(live: as the live loop will, calibration then a running baseline)")
     parser.add_argument("--joint-kimg", type=float, default=2.0,
                         help="joint: thousands of real images of generator fine-tuning")
     parser.add_argument("--eeg-share", type=float, default=0.5, help="joint: EEG share")

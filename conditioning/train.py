@@ -40,7 +40,10 @@ Modes
 Splits are by recording (``EEGStore.split``): the validation recordings are never seen in
 training, and the figures printed at the end (nearest-centroid state accuracy in W, the SWD
 to the generator's W) are theirs. Features are standardised per recording ("per session", as
-a live session calibrates its own baseline); ``--normalization global`` uses one baseline.
+a live session calibrates its own baseline); ``--normalization live`` standardises each row
+as the live loop will see it (the baseline of the first ``calibration`` seconds, then a running
+update with a memory of ``baseline_memory`` seconds: train as you play); ``--normalization
+global`` uses one baseline.
 
 Outputs in ``--out``: the encoder (``config.json`` + ``encoder.safetensors``), ``loss.png``
 (align, joint), ``states.png`` (one row of paintings per brain state of the validation
@@ -114,8 +117,14 @@ class EncoderTrainConfig(BaseModel):
     neighbour_hops: int = Field(5, ge=1, description="align: temporal neighbours are up to "
                                 "this many hops apart.")
     val_fraction: float = Field(0.25, gt=0, lt=1, description="Share of recordings held out.")
-    normalization: Literal["session", "global"] = Field(
-        "session", description="Standardise each recording by its own baseline, or all by one.")
+    normalization: Literal["session", "live", "global"] = Field(
+        "session", description="Standardise each recording by its own whole baseline, by the "
+        "baseline the live loop would have at each row, or all by one.")
+    calibration: float = Field(10.0, gt=0, description="live normalization: seconds of each "
+                               "recording that set its first baseline (the live calibration).")
+    baseline_memory: float | None = Field(60.0, gt=0, description="live normalization: memory "
+                                          "in seconds of the running baseline update after "
+                                          "calibration (the live engine's); None: fixed.")
     components: int = Field(5, ge=1, description="pca: EEG components (W directions) per "
                             "layer group.")
     strength: float = Field(1.0, gt=0, description="pca: w moves strength x sigma_k per "
@@ -235,6 +244,15 @@ def prepare_rows(store: EEGStore, cfg: EncoderTrainConfig) -> Rows:
     dropped = []
     for rec in np.unique(recording[usable]):
         rows = np.flatnonzero(usable & (recording == rec))
+        if cfg.normalization == "live":
+            if len(rows) < 2:
+                dropped.append(int(rec))
+                usable[rows] = False
+                continue
+            normalized[rows] = live_normalized(features[rows], np.asarray(store.times)[rows],
+                                               cfg.calibration, cfg.baseline_memory,
+                                               store.spec.hop)
+            continue
         if cfg.normalization == "session":
             if len(rows) < 2:
                 dropped.append(int(rec))
@@ -275,6 +293,32 @@ def prepare_rows(store: EEGStore, cfg: EncoderTrainConfig) -> Rows:
     return Rows(raw=features[keep], normalized=normalized[keep], recording=recording[keep],
                 times=np.asarray(store.times)[keep], labels=np.asarray(store.labels)[keep],
                 train=train[keep], val=val[keep], pairs=pairs, baseline=baseline, report=report)
+
+
+def live_normalized(features: np.ndarray, times: np.ndarray, calibration: float,
+                    memory: float | None, hop: float) -> np.ndarray:
+    """One recording's rows standardised as the live loop would standardise them.
+
+    The baseline is set from the rows of the first ``calibration`` seconds (at least 2); each
+    later row is standardised by the baseline before it, then moves it with momentum
+    ``hop / memory`` (:meth:`FeatureNormalizer.update`, as :class:`conditioning.follow.
+    LatentFollower` does live). Rows inside the calibration period get its baseline.
+    """
+    order = np.argsort(times, kind="stable")
+    feats, t = features[order], times[order] - times[order][0]
+    n_cal = max(2, int(np.searchsorted(t, calibration, side="right")))
+    norm = FeatureNormalizer(features.shape[1]).calibrate(feats[:n_cal])
+    out = np.empty_like(feats)
+    with torch.no_grad():
+        out[:n_cal] = norm(torch.from_numpy(feats[:n_cal])).numpy()
+        momentum = None if memory is None else min(1.0, hop / memory)
+        for i in range(n_cal, len(feats)):
+            out[i] = norm(torch.from_numpy(feats[i : i + 1])).numpy()[0]
+            if momentum is not None:
+                norm.update(feats[i : i + 1], momentum)
+    result = np.empty_like(out)
+    result[order] = out
+    return result
 
 
 def _neighbour_pairs(recording: np.ndarray, times: np.ndarray, train: np.ndarray, hop: float,
@@ -872,9 +916,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="pca: EEG components per layer group")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="pca: w moves strength x sigma per std of a component")
-    parser.add_argument("--normalization", choices=["session", "global"], default="session",
-                        help="standardise each recording by its own baseline (default) or "
-                        "all by one")
+    parser.add_argument("--normalization", choices=["session", "live", "global"],
+                        default="session",
+                        help="standardise each recording by its own baseline (default), as "
+                        "the live loop will (calibration, then a running baseline), or all "
+                        "by one")
     parser.add_argument("--init", help="align, joint: an encoder folder to start from")
     parser.add_argument("--kimg", type=float, default=2.0,
                         help="joint: thousands of real images to fine-tune the generator for")
