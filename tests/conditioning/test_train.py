@@ -196,3 +196,23 @@ def test_nan_rows_are_skipped_and_counted(eeg_store_path, generator_path, tmp_pa
     n_valid = int(EEGStore(eeg_store_path).valid.sum())
     assert result["data"]["train_rows"] + result["data"]["val_rows"] == n_valid - 8
 
+
+
+def test_live_normalization_follows_the_baseline_as_the_live_loop_does():
+    from conditioning.train import live_normalized
+
+    rng = np.random.default_rng(0)
+    times = np.arange(0, 120, 0.1)
+    feats = rng.standard_normal((len(times), 3)).astype(np.float32)
+    feats[times >= 30] += 4.0  # the signal drifts up after calibration
+    out = live_normalized(feats, times, calibration=10.0, memory=20.0, hop=0.1)
+    # Right after the drift the rows stand far above the calibration baseline ...
+    assert out[(times >= 30) & (times < 31)].mean() > 2.0
+    # ... and the running baseline has caught up a minute later.
+    assert abs(out[times >= 100].mean()) < 0.5
+    fixed = live_normalized(feats, times, calibration=10.0, memory=None, hop=0.1)
+    assert fixed[times >= 100].mean() > 2.0
+    # Shuffled input gives the same rows back in the same shuffled order.
+    perm = rng.permutation(len(times))
+    np.testing.assert_allclose(live_normalized(feats[perm], times[perm], 10.0, 20.0, 0.1),
+                               out[perm], rtol=1e-5, atol=1e-5)
