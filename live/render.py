@@ -37,6 +37,7 @@ import torch
 
 from live.engine import Engine, EngineConfig
 from live.motion import MotionConfig
+from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config
 
@@ -155,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
                        "(the demo model brings its own)")
     model.add_argument("--no-upscaler", action="store_true",
                        help="bicubic resizing only, even with the demo model")
-    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    model.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, "
+                       "cuda:1, ...")
     model.add_argument("--threads", type=int, default=1,
                        help="torch CPU threads; 1 is fastest for small models beside the "
                             "LSL, viewer and simulator threads (2 threads spin against them)")
@@ -195,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           threads=args.threads,
                           motion=build_config(MotionConfig, tau=args.tau, drift=args.drift))
     address = None if args.no_serve else parse_address(args.serve)
-    encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator,
-                                               device=args.device)
+    device = resolve_device(args.device)
+    encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator, device=device)
     upscaler_path = args.upscaler
     if upscaler_path is None and args.encoder is None and not args.no_upscaler:
         from live.demo import demo_upscaler
@@ -206,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if upscaler_path:
         from gan.upscale import Upscaler
 
-        upscaler = Upscaler.from_pretrained(upscaler_path, device=args.device)
+        upscaler = Upscaler.from_pretrained(upscaler_path, device=device)
 
     stop = threading.Event()
     simulator = source = engine = None

@@ -100,6 +100,7 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
          "neither a GAN snapshot"),
         (["--serve", "nonsense"], "'serve' must be HOST:PORT"),
         (["--fps", "0", "--no-serve"], "fps"),
+        (["--device", "banana", "--no-serve"], "unknown device 'banana'"),
         (["--encoder", str(enc), "--generator", str(gen), "--stream", "no-such-headset-x",
           "--timeout", "0.5", "--no-serve"], "no-such-headset-x"),
     ]
