@@ -55,6 +55,9 @@
 
     let signal = typeof status.signal === "string" ? status.signal : null;
     let text = signal === null ? "no EEG status" : `signal: ${signal}`;
+    if (signal === "artifact" && typeof status.artifact === "string") {
+      text += ` (${status.artifact})`;
+    }
     const since = num(viewer.since_ms);
     if (since !== null && since > STALE_MS) {
       signal = "stalled";
