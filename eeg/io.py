@@ -609,16 +609,23 @@ def _choose_stream(streams: list[_XdfStream], stream: str | None, path: Path) ->
 
 
 # Unit spellings found in LSL stream descriptions, lower-case with µ/μ written as u.
-_UNIT_SCALE = {
+LSL_UNIT_SCALE = {
     "v": 1.0, "volt": 1.0, "volts": 1.0,
     "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
     "uv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
     "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
 }
-_XDF_TYPES = {
+# LSL channel types (desc/channels/channel/type) -> MNE channel types.
+LSL_CHANNEL_TYPES = {
     "eeg": "eeg", "exg": "eeg", "eog": "eog", "ecg": "ecg", "ekg": "ecg", "emg": "emg",
     "stim": "stim", "trigger": "stim", "misc": "misc",
 }
+
+
+def volts_per_unit(unit: str) -> float | None:
+    """Volts per unit of an LSL channel's ``unit`` text ('microvolts', 'uV', 'µV', 'mV', ...);
+    None when it names no voltage unit."""
+    return LSL_UNIT_SCALE.get(unit.strip().casefold().replace("µ", "u").replace("μ", "u"))
 
 
 def _xdf_channels(stream: _XdfStream, path: Path) -> tuple[list[str], list[float], list[str]]:
@@ -648,15 +655,15 @@ def _xdf_channels(stream: _XdfStream, path: Path) -> tuple[list[str], list[float
     types = []
     for entry in entries:
         given = str(_first(entry, "type", "")).strip().casefold()
-        types.append(_XDF_TYPES.get(given, "misc") if given else "eeg")
+        types.append(LSL_CHANNEL_TYPES.get(given, "misc") if given else "eeg")
 
     scales = []
     unknown = set()
     for entry, ch_type in zip(entries, types, strict=True):
         unit = str(_first(entry, "unit", "") or _first(entry, "units", "")).strip()
-        key = unit.casefold().replace("µ", "u").replace("μ", "u")
-        if key in _UNIT_SCALE:
-            scales.append(_UNIT_SCALE[key])
+        scale = volts_per_unit(unit)
+        if scale is not None:
+            scales.append(scale)
         else:
             scales.append(1e-6)  # LSL's convention for EEG.
             if ch_type == "eeg":
@@ -668,10 +675,10 @@ def _xdf_channels(stream: _XdfStream, path: Path) -> tuple[list[str], list[float
             RecordingWarning,
             stacklevel=5,
         )
-    return _unique_names(labels), scales, types
+    return unique_names(labels), scales, types
 
 
-def _unique_names(labels: list[str]) -> list[str]:
+def unique_names(labels: list[str]) -> list[str]:
     """Number repeated labels as MNE's readers do (``Fz``, ``Fz`` -> ``Fz-0``, ``Fz-1``)."""
     counts: dict[str, int] = defaultdict(int)
     for label in labels:

@@ -67,7 +67,7 @@ from pylsl.lib import lib as _liblsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
-from eeg.io import _UNIT_SCALE, _XDF_TYPES, RecordingWarning, _unique_names
+from eeg.io import LSL_CHANNEL_TYPES, RecordingWarning, unique_names, volts_per_unit
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, check_positive
 
@@ -625,14 +625,14 @@ def _parse_meta(info: pylsl.StreamInfo) -> StreamMeta:
     generic = not all(labels)
     if generic:
         labels = [label or f"Ch{i + 1}" for i, label in enumerate(labels)]
-    ch_types = [_XDF_TYPES.get(e["type"].casefold(), "misc") if e["type"] else "eeg"
+    ch_types = [LSL_CHANNEL_TYPES.get(e["type"].casefold(), "misc") if e["type"] else "eeg"
                 for e in entries]
     return StreamMeta(
         name=info.name(),
         type=info.type(),
         source_id=info.source_id(),
         sfreq=info.nominal_srate(),
-        ch_names=_unique_names(labels),
+        ch_names=unique_names(labels),
         units=[e["unit"] for e in entries],
         ch_types=ch_types,
         channel_format=_FORMAT_NAMES.get(info.channel_format(), "undefined"),
@@ -641,13 +641,9 @@ def _parse_meta(info: pylsl.StreamInfo) -> StreamMeta:
     )
 
 
-def _unit_key(unit: str) -> str:
-    return unit.strip().casefold().replace("µ", "u").replace("μ", "u")
-
-
 def _volts_per_unit(units: Sequence[str]) -> np.ndarray:
     """Scale from each channel's unit to volts; unknown or missing: microvolts."""
-    return np.array([_UNIT_SCALE.get(_unit_key(u), 1e-6) for u in units])
+    return np.array([volts_per_unit(u) or 1e-6 for u in units])
 
 
 def _warn_metadata(meta: StreamMeta) -> None:
@@ -657,7 +653,7 @@ def _warn_metadata(meta: StreamMeta) -> None:
                       "on the head: region features fall back to the whole head).",
                       StreamWarning, stacklevel=3)
     unknown = sorted({u or "none given" for u, t in zip(meta.units, meta.ch_types, strict=True)
-                      if t == "eeg" and _unit_key(u) not in _UNIT_SCALE})
+                      if t == "eeg" and volts_per_unit(u) is None})
     if unknown:
         warnings.warn(f"stream {meta.name!r} gives no voltage unit for its EEG channels "
                       f"({', '.join(unknown)}); assuming microvolts, the LSL convention.",

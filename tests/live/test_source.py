@@ -184,7 +184,7 @@ def test_name_not_found_lists_the_visible_streams(start_simulator):
                        rf"type='EEG' found within 0.5 s; visible: .*'{name}' \(EEG, 8 ch at "
                        r"256 Hz, source_id"):
         LSLSource(missing, timeout=0.5).open()
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 15.0  # no hang (each listed stream is asked for its labels)
 
 
 def test_by_type_alone_two_devices_are_ambiguous_and_source_id_picks_one(start_simulator):
