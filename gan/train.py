@@ -85,7 +85,7 @@ from gan.checkpoint import (
 )
 from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
 from gan.presets import Preset, get_preset
-from neuropaint.atomic import atomic_path, write_text
+from neuropaint.atomic import append_json_line, atomic_path, write_text
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config
 
@@ -738,11 +738,7 @@ class Trainer:
         line.update({"d_collapse": c.collapse_reported, "time": time.time()})
         self.history.append(line)
         if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(line) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_json_line(self.run_dir / "stats.jsonl", line)
         return line
 
     # ------------------------------------------------------------------ snapshots

@@ -112,7 +112,7 @@ from gan.checkpoint import (
 from gan.denoise import nl_means
 from gan.ops import assert_shape
 from gan.train import Dist, image_grid, optimizer_step, setup_distributed, to_uint8
-from neuropaint.atomic import atomic_path, write_json, write_text
+from neuropaint.atomic import append_json_line, atomic_path, write_json, write_text
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import (
     NeuropaintError,
@@ -1073,11 +1073,7 @@ class UpscaleTrainer:
                      "sec_per_step": seconds / max(len(losses), 1), **val,
                      "time": time.time()})
         self.history.append(line)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_json_line(self.run_dir / "stats.jsonl", line)
         return line
 
     # ------------------------------------------------------------------ snapshots

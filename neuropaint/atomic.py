@@ -97,6 +97,16 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
     return write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
+def append_json_line(path: str | os.PathLike, record: Any) -> None:
+    """Append one JSON line to a log (``stats.jsonl``) and make it durable before returning."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _fsync_dir(folder: Path) -> None:
     # Persist the rename itself; not possible (nor needed) on Windows.
     with contextlib.suppress(OSError):
