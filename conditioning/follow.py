@@ -102,7 +102,8 @@ class LatentFollower:
                               w_avg=w_avg, seed=seed)
         self.calibrated = self.calibration_s == 0
         self._pending: list[np.ndarray] = []  # clean rows (encoder order) before calibration
-        self._newest: np.ndarray | None = None  # the newest row, encoder order (NaN: missing)
+        self._newest: np.ndarray | None = None  # the newest row to encode (missing: baseline)
+        self._newest_shown: np.ndarray | None = None  # the same row, NaN where missing
         self._newest_clean = False
         self._newest_time = float("nan")
         self._fresh = False  # the newest row has not been encoded yet
@@ -138,7 +139,7 @@ class LatentFollower:
                 self.encoder.normalizer.update(good, self.update_momentum)
         last = np.asarray(rows.values[-1:], dtype=np.float32)
         self._newest = self.take(last)[0]
-        self._newest_shown = last
+        self._newest_shown = take_features(last, self.index)[0]
         self._newest_clean = bool(clean[-1])
         self._newest_time = float(rows.times[-1])
         self._fresh = True
@@ -165,8 +166,5 @@ class LatentFollower:
             target = self._encode(self._newest)
             self._fresh = False
         ws = self.motion.step(target, dt)
-        row = None
-        if self._newest is not None:
-            row = take_features(self._newest_shown, self.index)[0]  # NaN where missing
         return FollowState(ws=ws, valid=valid, calibrating=not self.calibrated,
-                           eeg_time=self._newest_time, row=row)
+                           eeg_time=self._newest_time, row=self._newest_shown)

@@ -417,10 +417,17 @@ def render_recording(
 
 
 def save_outputs(frames: np.ndarray, table: list[dict], out: Path, fmt: str, fps: float, *,
-                 name: str) -> tuple[Path, Path]:
-    """Frames (or an animation named ``name``) and ``frames.csv`` into ``out``."""
+                 name: str, detail: str = "") -> tuple[Path, Path]:
+    """Frames (or an animation named ``name``) and ``frames.csv`` into ``out``; print where.
+
+    ``detail`` is added to the summary line (e.g. ", 420 from clean EEG").
+    """
     written = save_animation(frames, out, fmt, fps, name=name)
-    return written, write_table(table, out / "frames.csv")
+    csv_path = write_table(table, out / "frames.csv")
+    print(f"{len(frames)} frames ({frames.shape[2]}x{frames.shape[1]} px, {fps:g} fps"
+          f"{detail}) -> {written}")
+    print(f"per-frame table -> {csv_path}")
+    return written, csv_path
 
 
 def write_table(table: list[dict], path: Path) -> Path:
@@ -509,15 +516,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
         progress=True, return_latents=True)
     out = Path(args.out)
-    written, csv_path = save_outputs(frames, table, out, args.format, args.fps,
-                                     name=_animation_name(Path(args.recording)))
+    save_outputs(frames, table, out, args.format, args.fps,
+                 name=_animation_name(Path(args.recording)),
+                 detail=f", {int(latents.valid.sum())} from clean EEG")
     if args.save_ws:
         with atomic_path(out / "ws.npy") as tmp:
             np.save(tmp, latents.ws)
-    n_valid = int(latents.valid.sum())
-    print(f"{len(frames)} frames ({frames.shape[2]}x{frames.shape[1]} px, {args.fps:g} fps, "
-          f"{n_valid} from clean EEG) -> {written}")
-    print(f"per-frame table -> {csv_path}")
     return 0
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from eeg.channels import normalize_label
+from eeg.npeeg import GAP_S
 
 __all__ = ["FRONTAL_POLAR", "ArtifactConfig", "OnlineArtifacts"]
 
@@ -49,8 +50,8 @@ class ArtifactConfig(BaseModel):
                                        "not brain activity (saturation, movement); None: off.")
     flat_uv: float | None = Field(0.1, gt=0, description="Every channel's raw samples within "
                                   "this peak to peak over a chunk is a dead signal; None: off.")
-    gap_s: float = Field(0.25, gt=0, description="A jump between successive timestamps "
-                         "longer than this is a gap.")
+    gap_s: float = Field(GAP_S, gt=0, description="A jump between successive timestamps "
+                         "longer than this is a gap (the same rule as eeg.npeeg's BAD_gap).")
 
 
 class OnlineArtifacts:

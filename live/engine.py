@@ -240,7 +240,6 @@ class Engine:
                                          self.window_s)
         self.artifact_kind: str | None = None  # what spoils the newest row
         self.first_sample: float | None = None  # local clock of the first sample
-        self.newest_sample = -math.inf
         self.last_frame: Frame | None = None
         self._last_step: float | None = None
         self._stop = threading.Event()
@@ -252,7 +251,6 @@ class Engine:
             return
         if self.first_sample is None:
             self.first_sample = float(times[0])
-        self.newest_sample = float(times[-1])
         for sink in self._eeg_sinks:
             sink.write_eeg(data, times)
         rows = self.processor.push(data, times)
@@ -325,7 +323,8 @@ class Engine:
         """The status the viewer shows and the status line prints."""
         frame = frame or self.last_frame
         out = {"fps": round(self.stats.fps(), 2), "age_ms": self.stats.age_ms(),
-               "dropped": self.stats.dropped, "frames": self.stats.frames}
+               "dropped": self.stats.dropped, "frames": self.stats.frames,
+               "stalled_frames": self.stats.stalled_frames}
         if frame is not None:
             out.update({"frame": frame.index, "signal": frame.signal, "bands": frame.bands,
                         "artifact": frame.artifact,

@@ -77,14 +77,21 @@ class SimulatorProcess:
         reader.join(SIMULATOR_START_S)
         line = result[0].strip() if result else ""
         if not line.startswith("live.simulate: streaming"):
-            self.stop()
+            self._end()
             self._stderr.seek(0)
             err = self._stderr.read().strip().splitlines()
+            self.stop()
             why = err[-1] if err else f"no start line in {SIMULATOR_START_S:g} s"
             raise NeuropaintError(f"the simulated headset did not start: {why}")
         return line
 
     def stop(self) -> None:
+        """End the child (SIGINT, then SIGKILL after 5 s) and close its pipes."""
+        self._end()
+        self.process.stdout.close()
+        self._stderr.close()
+
+    def _end(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:

@@ -130,11 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames, table, fps = replay_session(folder, fps=args.fps, size=args.size,
                                             generator=args.generator,
                                             any_generator=args.any_generator, progress=True)
-    written, csv_path = save_outputs(frames, table, Path(args.out), args.format, fps,
-                                     name=folder.resolve().name)
-    print(f"{len(frames)} frames ({frames.shape[2]}x{frames.shape[1]} px, {fps:g} fps) -> "
-          f"{written}")
-    print(f"per-frame table -> {csv_path}")
+    save_outputs(frames, table, Path(args.out), args.format, fps, name=folder.resolve().name)
     return 0
 
 

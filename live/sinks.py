@@ -95,6 +95,7 @@ class FrameFolder:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
+        logger.info("%d frame file(s) written to %s", self.written, self.folder)
         if self.skipped:
             logger.warning("%d frame file(s) were skipped (the disk was too slow)",
                            self.skipped)
