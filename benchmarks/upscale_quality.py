@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from gan_speed import median_seconds  # this folder: the one timing rule of the benchmarks
 
 from datasets.procedural import write_store
 from gan.upscale import (
@@ -48,18 +49,6 @@ from gan.upscale import (
     degrade,
     get_degradation,
 )
-
-
-def median_ms(fn, repeats: int) -> float:
-    for _ in range(3):  # warm-up: allocations, oneDNN kernel selection
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1000
 
 
 def train(store: Path, out: Path, scale: int, minutes: float, seed: int) -> tuple[Upscaler, dict]:
@@ -95,9 +84,9 @@ def evaluate(upscaler: Upscaler, source: PatchSource, count: int, seed: int) -> 
 def speed(upscaler: Upscaler, repeats: int) -> dict:
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     return {"frame": f"64->{64 * upscaler.scale}",
-            "ms_per_frame": round(median_ms(lambda: upscaler(x), repeats), 2),
+            "ms_per_frame": round(median_seconds(lambda: upscaler(x), repeats) * 1000, 2),
             "ms_per_frame_denoise_before": round(
-                median_ms(lambda: upscaler(x, denoise="before"), repeats), 2),
+                median_seconds(lambda: upscaler(x, denoise="before"), repeats) * 1000, 2),
             "params": sum(p.numel() for p in upscaler.net.parameters())}
 
 
