@@ -20,7 +20,9 @@ Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/
    (momentum 0.003 per feature row, a ~30 s memory); and with each session's whole-recording
    baseline (``calibration: "session"``), which is how ``conditioning.train`` standardises
    its training sessions: the gaps between the lines are what the short live calibration
-   costs.
+   costs. An encoder with an output map (:mod:`conditioning.transport`, fitted for
+   ``--tau``) is measured a second time without it (``"output_map": false``), in the same run.
+   ``responsiveness_ceiling`` is the same probe on the EEG features behind the frames.
 
 Goals (the conditioning issue): responsiveness (a linear probe on the paintings recovers the
 state, cross-validated by session) >= 0.9; coverage (image SWD to random-latent paintings,
@@ -34,6 +36,7 @@ Bigger runs: ``--gan-minutes 30 --preset tiny32 --train-sessions 12 --steps 3000
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -98,7 +101,7 @@ def train_encoder(mode: str, store: Path, generator: Path, out: Path, args) -> f
                              "before joint in --modes.")
     cfg = build_config(EncoderTrainConfig, eeg=str(store), generator=str(generator),
                        out=str(out), mode=mode, steps=args.steps, seed=args.seed,
-                       normalization=args.normalization, **extra)
+                       normalization=args.normalization, output_map_tau=args.tau, **extra)
     start = time.perf_counter()
     run(cfg)
     return time.perf_counter() - start
@@ -128,6 +131,7 @@ def _line(mode: str, result: dict, args, fit_seconds: float, eval_seconds: float
         "responsiveness": round(r["accuracy"], 3),
         "responsiveness_goal": f">= {r['goal']}",
         "responsiveness_chance": round(r["chance"], 3),
+        "responsiveness_ceiling": round(r["ceiling"], 3),
         "coverage_image_ratio": round(c["image_ratio"], 3),
         "coverage_goal": f"<= {c['goal']}",
         "coverage_w_ratio": round(c["w_ratio"], 3),
@@ -173,7 +177,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tiles", help="joint: tile store to fine-tune on (default: the "
                         "generator's own)")
     parser.add_argument("--train-sessions", type=int, default=8)
-    parser.add_argument("--test-sessions", type=int, default=3)
+    parser.add_argument("--test-sessions", type=int, default=8,
+                        help="held-out sessions (the probe learns from all but one: with 3, "
+                        "it learns from 2 and scores lower)")
     parser.add_argument("--session-seconds", type=float, default=90.0)
     parser.add_argument("--state-seconds", type=float, default=15.0)
     parser.add_argument("--channels", type=int, default=16, choices=[8, 16, 32, 64])
@@ -217,14 +223,19 @@ def main(argv=None) -> int:
             mode_generator = out / "generator" if mode == "joint" else generator
             encoder = Encoder.from_pretrained(out, generator_path=mode_generator)
             G_mode = load_generator(mode_generator) if mode == "joint" else G
-            for calibration, momentum in _calibrations(args.calibration):
+            variants = [encoder]
+            if encoder.has_output_map:  # the same encoder without its map, for the ratio
+                bare = Encoder.from_pretrained(out)
+                bare.clear_output_map()
+                variants.append(bare)
+            for (calibration, momentum), enc in itertools.product(
+                    _calibrations(args.calibration), variants):
                 t0 = time.perf_counter()
-                result = evaluate_encoder(encoder, G_mode, test_files, fps=args.fps,
-                                          tau=args.tau,
+                result = evaluate_encoder(enc, G_mode, test_files, fps=args.fps, tau=args.tau,
                                           calibration_s=calibration, update_momentum=momentum,
                                           n_random=args.n_random, seed=args.seed)
                 line = _line(mode, result, args, fit_seconds, time.perf_counter() - t0)
-                line.update(gan_seconds=round(gan_seconds, 1), eeg_seconds=round(eeg_seconds, 1),
+                line.update(output_map=enc.has_output_map, gan_seconds=round(gan_seconds, 1), eeg_seconds=round(eeg_seconds, 1),
                             train_sessions=len(train_files), test_sessions=len(test_files))
                 if mode == "joint":
                     line.update(joint_kimg=args.joint_kimg, eeg_share=args.eeg_share,
@@ -233,7 +244,8 @@ def main(argv=None) -> int:
                                 joint_init=args.joint_init)
                 print(json.dumps(json_ready(line)), flush=True)
                 print(f"# {mode}, calibration {line['calibration']}, running update "
-                      f"{momentum}: {summary_line(result)}", file=sys.stderr, flush=True)
+                      f"{momentum}, output map {enc.has_output_map}: {summary_line(result)}",
+                      file=sys.stderr, flush=True)
     return 0
 
 

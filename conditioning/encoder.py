@@ -12,7 +12,12 @@ Architecture (one small network per StyleGAN layer group)::
         middle: all features        -> trunk (MLP) -> code [N, code_dim] -> head -> w_middle
         fine:   fast-band features  -> trunk (MLP) -> code [N, code_dim] -> head -> w_fine
         (+ a linear skip from each group's features to its w: PCA mode's closed form uses it)
-    ws [N, num_ws, w_dim] = w_avg + offset of the layer's group
+    w_group = w_avg + offset; then, once fitted, w_group <- A_g w_group + b_g (the output map)
+    ws [N, num_ws, w_dim] = w_group of the layer's group
+
+The output map (:mod:`conditioning.transport`) is fitted after training, in closed form: it
+moves the motion-smoothed ws that the live loop paints onto the generator's own W distribution
+(matching mean and covariance per group).
 
 Layer groups follow the StyleGAN paper's split (Karras et al. 2019, "A Style-Based Generator
 Architecture", section 3.1: coarse = 4²-8², middle = 16²-32², fine = 64²-1024²): in ``ws``
@@ -397,7 +402,42 @@ class Encoder(nn.Module):
             x = normalized.index_select(1, getattr(self, f"_cols_{g}"))  # [N, F_g]
             offset = self.head[g](self.trunk[g](x)) + self.skip[g](x)   # [N, w_dim]
             out.append(self.w_avg + offset)
-        return torch.stack(out, dim=1)  # [N, 3, w_dim]
+        ws = torch.stack(out, dim=1)  # [N, 3, w_dim]
+        if self.has_output_map:  # w' = A w + b per group (conditioning.transport)
+            ws = torch.einsum("ngi,goi->ngo", ws, self.output_matrix) + self.output_shift
+        return ws
+
+    # ---------------------------------------------------------------- output map
+    @property
+    def has_output_map(self) -> bool:
+        """Whether an output map (:mod:`conditioning.transport`) follows the heads."""
+        return hasattr(self, "output_matrix")
+
+    def set_output_map(self, matrix: np.ndarray | torch.Tensor,
+                       shift: np.ndarray | torch.Tensor) -> None:
+        """Follow each group's w with ``w' = matrix[g] @ w + shift[g]``.
+
+        ``matrix`` is ``[3, w_dim, w_dim]``, ``shift`` ``[3, w_dim]`` (coarse, middle, fine).
+        """
+        matrix = torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
+        shift = torch.as_tensor(np.asarray(shift), dtype=torch.float32)
+        n, d = len(GROUPS), self.w_dim
+        if matrix.shape != (n, d, d) or shift.shape != (n, d):
+            raise NeuropaintError(f"an output map needs a [{n}, {d}, {d}] matrix and a "
+                                  f"[{n}, {d}] shift, got {list(matrix.shape)} and "
+                                  f"{list(shift.shape)}.")
+        if not (torch.isfinite(matrix).all() and torch.isfinite(shift).all()):
+            raise NeuropaintError("the output map has non-finite values.")
+        device = self.w_avg.device
+        self.clear_output_map()
+        self.register_buffer("output_matrix", matrix.to(device))
+        self.register_buffer("output_shift", shift.to(device))
+
+    def clear_output_map(self) -> None:
+        """Drop the output map: the heads' ws are the output again."""
+        for name in ("output_matrix", "output_shift"):
+            if hasattr(self, name):
+                delattr(self, name)
 
     def expand(self, group_ws: torch.Tensor) -> torch.Tensor:
         """Group ws ``[N, 3, w_dim]`` -> ``ws`` ``[N, num_ws, w_dim]`` (each layer its group's)."""
@@ -514,6 +554,7 @@ class Encoder(nn.Module):
             "feature_groups": {g: [self.feature_names[i] for i in cols]
                                for g, cols in self.feature_groups.items()},
             "normalizer": {"calibrated_rows": int(self.normalizer.count)},
+            "output_map": self.has_output_map,
             "training_stats": _jsonable(self.training_stats),
         }
 
@@ -558,6 +599,10 @@ class Encoder(nn.Module):
             raise NeuropaintError(f"{folder / CONFIG_NAME} describes a {config.get('class')!r} "
                                   f"with arguments {sorted(kwargs)}; expected an Encoder.")
         encoder = cls(spec, names, generator=config.get("generator"), **kwargs)
+        if config.get("output_map"):  # the buffers the weights file then holds
+            d = encoder.w_dim
+            encoder.set_output_map(np.tile(np.eye(d), (len(GROUPS), 1, 1)),
+                                   np.zeros((len(GROUPS), d)))
         load_weights(encoder, folder / WEIGHTS_NAME, what="its config")
         encoder.training_stats = dict(config.get("training_stats") or {})
         if generator_path is not None:

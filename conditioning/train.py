@@ -37,6 +37,13 @@ Modes
     fidelity figures of :func:`conditioning.metrics.evaluate_encoder` on the validation
     recordings are printed at the end.
 
+After align and joint (and pca with ``--output-map``), the **output map**
+(:mod:`conditioning.transport`) is fitted in closed form: the training recordings are painted
+as the live loop paints them (motion-smoothed with ``--output-map-tau``), and each layer
+group's painted ws are carried onto the generator's W distribution by the Gaussian
+optimal-transport map. Training's distribution term matches single rows; the painting is a
+smoothed path, whose spread is another one.
+
 Splits are by recording (``EEGStore.split``): the validation recordings are never seen in
 training, and the figures printed at the end (nearest-centroid state accuracy in W, the SWD
 to the generator's W) are theirs. Features are standardised per recording ("per session", as
@@ -147,6 +154,14 @@ class EncoderTrainConfig(BaseModel):
                            "smoothness on the validation recordings at the end.")
     spec: str | None = Field(None, description="FeatureSpec JSON the store must have been "
                              "built with.")
+    output_map: bool | None = Field(None, description="Fit the output map that moves the "
+                                    "painted (motion-smoothed) ws onto the generator's W "
+                                    "distribution (conditioning.transport); None: for align "
+                                    "and joint, not for pca (it would mix the components the "
+                                    "printed table names).")
+    output_map_tau: float = Field(0.5, gt=0, description="The motion time constant (s) the "
+                                  "output map is fitted for: the painting's (live.render "
+                                  "--tau, conditioning.render --tau).")
     device: str = Field("cpu", description="'cpu', 'cuda' or 'cuda:N'.")
     eval_every: int | None = Field(None, ge=1, description="align: steps between validation "
                                    "losses (None: about 25 per run).")
@@ -757,6 +772,7 @@ def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
             raise NeuropaintError(f"the EEG store's features differ from the encoder's "
                                   f"(missing {missing[:4]}, extra {extra[:4]}); rebuild the "
                                   f"store with the same montage.")
+        encoder.clear_output_map()  # trained bare; refitted at the end
     else:
         encoder = Encoder.for_generator(store.spec, store.names, G, cfg.generator,
                                         hidden=cfg.hidden, code_dim=cfg.code_dim)
@@ -788,6 +804,13 @@ def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
     encoder.to("cpu").eval()
     G = G.to("cpu")
     wstats = WStats.of(G, seed=cfg.seed + 2, n=4096)
+    if cfg.output_map if cfg.output_map is not None else cfg.mode != "pca":
+        from conditioning.transport import fit_output_map
+
+        train = rows.train
+        result["output_map"] = fit_output_map(
+            encoder, rows.normalized[train], rows.recording[train], rows.times[train],
+            WStats.of(G, seed=cfg.seed + 3).pool.numpy(), tau=cfg.output_map_tau)
     result["held_out"] = held_out_figures(encoder, rows, wstats)
     result["fit_seconds"] = round(fit_seconds, 2)
     encoder.training_stats = {
@@ -797,6 +820,7 @@ def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
         "fit_seconds": result["fit_seconds"],
         "held_out": result["held_out"],
         "final": result.get("final") or result.get("final_joint"),
+        "output_map": result.get("output_map"),
     }
     out = Path(cfg.out)
     encoder.save_pretrained(out)
@@ -873,6 +897,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"held-out state accuracy in W (nearest centroid): "
                      f"{held['state_accuracy']:.3f} (chance {held['chance']:.3f}, states "
                      f"{', '.join(held['states'])})")
+    if result.get("output_map"):
+        m = result["output_map"]
+        spread = ", ".join(f"{g} {v:.2f}" for g, v in m["painted_to_w_variance"].items())
+        lines.append(f"output map fitted for tau {m['tau']:g} s on {m['rows']} rows (painted/W "
+                     f"variance before it: {spread})")
     if "w_swd" in held:
         lines.append(f"held-out SWD to the generator's W: {held['w_swd']:.3f} (two random W "
                      f"sets: {held['w_swd_random']:.3f})")
@@ -938,6 +967,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-fidelity", action="store_true",
                         help="joint: skip the fidelity figures at the end")
     parser.add_argument("--spec", help="FeatureSpec JSON the store must have been built with")
+    parser.add_argument("--output-map", action=argparse.BooleanOptionalAction, default=None,
+                        help="fit the output map that moves the painted ws onto the "
+                        "generator's W distribution (default: on for align and joint, off "
+                        "for pca)")
+    parser.add_argument("--output-map-tau", type=float, default=0.5,
+                        help="the painting's motion time constant the map is fitted for (s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -951,7 +986,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        device=args.device, kimg=args.kimg, eeg_share=args.eeg_share,
                        aux_weight=args.aux_weight, tiles=args.tiles, run_dir=args.run_dir,
                        snapshot_kimg=args.snap, resume=args.resume,
-                       fidelity=not args.no_fidelity)
+                       fidelity=not args.no_fidelity, output_map=args.output_map,
+                       output_map_tau=args.output_map_tau)
     result = run(cfg, progress=not args.quiet)
     if cfg.mode == "pca":
         print(result["table"])
