@@ -20,13 +20,14 @@ Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/
    (momentum 0.003 per feature row, a ~30 s memory); and with each session's whole-recording
    baseline (``calibration: "session"``), which is how ``conditioning.train`` standardises
    its training sessions: the gaps between the lines are what the short live calibration
-   costs. An encoder with an output map (:mod:`conditioning.transport`, fitted for
-   ``--tau``) is measured a second time without it (``"output_map": false``), in the same run.
+   costs. align and joint encoders are trained with the (opt-in) output map
+   (:mod:`conditioning.transport`, fitted for ``--tau``) and measured with it and without it
+   (``"output_map"`` true / false), in the same run.
    ``responsiveness_ceiling`` is the same probe on the EEG features behind the frames.
 
 Goals (the conditioning issue): responsiveness (a linear probe on the paintings recovers the
-state, cross-validated by session) >= 0.9; coverage (image SWD to random-latent paintings,
-as a ratio to two random-latent sets) <= 1.2; smoothness (the change a state switch causes
+state, cross-validated by session) >= 0.9; coverage (SWD of whitened 8 x 8 pixels to random-latent
+paintings, as a ratio to the same between random-latent sets) <= 1.2; smoothness (the change a state switch causes
 over the mean frame-to-frame change within a settled state) >= 5. See
 :mod:`conditioning.metrics` for the exact definitions.
 
@@ -48,7 +49,7 @@ from pathlib import Path
 import torch
 
 from conditioning.encoder import Encoder
-from conditioning.metrics import evaluate_encoder, json_ready, summary_line
+from conditioning.metrics import evaluate_encoder, json_ready, random_sets, summary_line
 from datasets.eeg import build as build_eeg_store
 from datasets.procedural import write_store
 from eeg.synthetic import list_states, make_raw
@@ -101,7 +102,8 @@ def train_encoder(mode: str, store: Path, generator: Path, out: Path, args) -> f
                              "before joint in --modes.")
     cfg = build_config(EncoderTrainConfig, eeg=str(store), generator=str(generator),
                        out=str(out), mode=mode, steps=args.steps, seed=args.seed,
-                       normalization=args.normalization, output_map_tau=args.tau, **extra)
+                       normalization=args.normalization, output_map=mode != "pca",
+                       output_map_tau=args.tau, **extra)
     start = time.perf_counter()
     run(cfg)
     return time.perf_counter() - start
@@ -135,8 +137,9 @@ def _line(mode: str, result: dict, args, fit_seconds: float, eval_seconds: float
         "coverage_image_ratio": round(c["image_ratio"], 3),
         "coverage_goal": f"<= {c['goal']}",
         "coverage_w_ratio": round(c["w_ratio"], 3),
-        "coverage_image_swd": round(c["image_swd"], 2),
-        "coverage_image_swd_reference": round(c["image_swd_reference"], 2),
+        "coverage_image_swd": round(c["image_swd"], 3),
+        "coverage_image_swd_reference": round(c["image_swd_reference"], 3),
+        "coverage_reference_spread": round(c["image_reference_spread"], 3),
         "smoothness_ratio": None if s["ratio"] is None else round(s["ratio"], 2),
         "smoothness_goal": f">= {s['goal']}",
         "smoothness_ratio_w": None if s["ratio_w"] is None else round(s["ratio_w"], 2),
@@ -191,7 +194,8 @@ def main(argv=None) -> int:
                         "of each session (as live), optionally @momentum of the live running "
                         "update per feature row, or 'session' (each whole session's baseline, "
                         "as training standardises)")
-    parser.add_argument("--n-random", type=int, default=256, help="samples per coverage set")
+    parser.add_argument("--n-random", type=int, default=1024,
+                        help="frames and samples per coverage set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="keep the generator, store and encoders here")
     args = parser.parse_args(argv)
@@ -216,6 +220,7 @@ def main(argv=None) -> int:
         build_eeg_store(train_files, store, overwrite=True)
         eeg_seconds = time.perf_counter() - t0
 
+        references = {}
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             out = folder / f"encoder_{mode}"
             fit_seconds = train_encoder(mode, store, generator, out, args)
@@ -223,6 +228,8 @@ def main(argv=None) -> int:
             mode_generator = out / "generator" if mode == "joint" else generator
             encoder = Encoder.from_pretrained(out, generator_path=mode_generator)
             G_mode = load_generator(mode_generator) if mode == "joint" else G
+            if id(G_mode) not in references:  # one ruler per generator, for every line
+                references[id(G_mode)] = random_sets(G_mode, n=args.n_random, seed=args.seed)
             variants = [encoder]
             if encoder.has_output_map:  # the same encoder without its map, for the ratio
                 bare = Encoder.from_pretrained(out)
@@ -233,9 +240,11 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 result = evaluate_encoder(enc, G_mode, test_files, fps=args.fps, tau=args.tau,
                                           calibration_s=calibration, update_momentum=momentum,
-                                          n_random=args.n_random, seed=args.seed)
+                                          n_random=args.n_random, seed=args.seed,
+                                          coverage_reference=references[id(G_mode)])
                 line = _line(mode, result, args, fit_seconds, time.perf_counter() - t0)
-                line.update(output_map=enc.has_output_map, gan_seconds=round(gan_seconds, 1), eeg_seconds=round(eeg_seconds, 1),
+                line.update(output_map=enc.has_output_map, gan_seconds=round(gan_seconds, 1),
+                            eeg_seconds=round(eeg_seconds, 1),
                             train_sessions=len(train_files), test_sessions=len(test_files))
                 if mode == "joint":
                     line.update(joint_kimg=args.joint_kimg, eeg_share=args.eeg_share,

@@ -20,8 +20,8 @@ generator"), done inside ``gan.train``'s one loop through its extension points
   section 5). Its loss, weighted by ``--aux-weight``, is added to the generator phase (so G
   and the encoder put the brain state where D can see it) and to the discriminator phase
   (so the head and D's trunk learn to read it);
-- align mode's distribution term (``--swd-weight``) keeps the encoded ``w`` among the
-  generator's own ``w = mapping(z)``: without it the encoder, free to move its latents
+- align mode's distribution terms (``--swd-weight`` per group, ``--unmixed-weight`` for the
+  three groups together) keep the encoded ``w`` among the generator's own ``w = mapping(z)``: without it the encoder, free to move its latents
   wherever D is least suspicious, drifts out of W and the EEG paintings stop looking like
   the generator's other paintings (``benchmarks/fidelity.py``'s coverage figure).
 
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conditioning.encoder import Encoder, generator_identity
+from conditioning.encoder import GROUPS, Encoder, generator_identity
 from eeg.features import FeatureSpec
 from gan.loss import FakeBatch, Latents
 from gan.train import Extension, Phase, TrainConfig, Trainer
@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 
 GENERATOR_FOLDER = "generator"  # The fine-tuned generator inside the encoder folder.
 AUX_KEYS = ("aux_g", "aux_d")
-PLOT_KEYS = (*AUX_KEYS, "w_swd")  # What loss.png and training.png show beside the GAN losses.
+PLOT_KEYS = (*AUX_KEYS, "w_swd", "w_unmixed")  # What loss.png and training.png show beside the GAN losses.
 
 
 class AuxiliaryHead(nn.Module):
@@ -98,6 +98,9 @@ class EEGConditioning(Extension):
         Wasserstein distance between ``swd_batch`` encoded rows (each layer group's ``w``) and
         as many ``w = mapping(z)`` of the current generator, in units of W's spread. Without
         it nothing keeps the EEG latents among the generator's own (0: off).
+    unmixed_weight : float
+        Weight of align's whole-code term (:func:`conditioning.train.unmixed_swd`): the three
+        group ws together against the generator's ``(w, w, w)`` (0: off).
     lr : float
         Adam learning rate of the encoder and the head.
     hidden : int
@@ -112,7 +115,8 @@ class EEGConditioning(Extension):
     stats_keys = PLOT_KEYS
 
     def __init__(self, encoder: Encoder, rows: np.ndarray, *, share: float = 0.5,
-                 aux_weight: float = 1.0, swd_weight: float = 1.0, swd_batch: int = 256,
+                 aux_weight: float = 1.0, swd_weight: float = 1.0, unmixed_weight: float = 0.0,
+                 swd_batch: int = 256,
                  n_projections: int = 128, lr: float = 1e-3, hidden: int = 256, seed: int = 0,
                  store_path: str = "the EEG store"):
         if not 0.0 < share <= 1.0:
@@ -123,6 +127,7 @@ class EEGConditioning(Extension):
         self.share = float(share)
         self.aux_weight = float(aux_weight)
         self.swd_weight = float(swd_weight)
+        self.unmixed_weight = float(unmixed_weight)
         self.swd_batch = int(swd_batch)
         self.n_projections = int(n_projections)
         self.lr = float(lr)
@@ -174,25 +179,29 @@ class EEGConditioning(Extension):
 
     def g_loss(self, fake: FakeBatch) -> tuple[torch.Tensor, dict]:
         loss, stats = self._aux(fake, "aux_g")
-        if self.swd_weight > 0:
-            swd = self._w_distribution()
-            loss = loss + self.swd_weight * swd
+        if self.swd_weight > 0 or self.unmixed_weight > 0:
+            swd, unmixed = self._w_distribution()
+            loss = loss + self.swd_weight * swd + self.unmixed_weight * unmixed
             stats["w_swd"] = swd.detach()
+            stats["w_unmixed"] = unmixed.detach()
         return loss, stats
 
-    def _w_distribution(self) -> torch.Tensor:
-        """Align's SWD between encoded rows and the current generator's ``w``."""
-        from conditioning.train import random_directions, sliced_wasserstein
+    def _w_distribution(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Align's SWDs between encoded rows and the current generator's ``w``: per group,
+        and of the whole code against ``(w, w, w)``."""
+        from conditioning.train import random_directions, sliced_wasserstein, unmixed_swd
 
         G, n, device = self.trainer.G, self.swd_batch, self.rows.device
         idx = torch.randint(len(self.rows), [n], generator=self.gen).to(device)
         z = torch.randn([n, G.z_dim], generator=self.gen).to(device)
         directions = random_directions(G.w_dim, self.n_projections, self.gen).to(device)
+        whole = random_directions(len(GROUPS) * G.w_dim, self.n_projections, self.gen).to(device)
         with torch.no_grad():
             w = G.mapping(z, None)[:, 0]  # [n, w_dim]: all ws of a row are equal
             mean, scale = w.mean(dim=0), w.var(dim=0).mean().sqrt().clamp_min(1e-8)
         gw = (self.encoder.group_ws(self.rows[idx]) - mean) / scale  # [n, 3, w_dim]
-        return sliced_wasserstein(gw, (w - mean) / scale, directions)
+        wr = (w - mean) / scale
+        return sliced_wasserstein(gw, wr, directions), unmixed_swd(gw, wr, whole)
 
     def d_loss(self, fake: FakeBatch) -> tuple[torch.Tensor, dict]:
         return self._aux(fake, "aux_d")
@@ -221,7 +230,7 @@ class EEGConditioning(Extension):
 
     def snapshot_config(self) -> dict:
         return {"eeg_share": self.share, "aux_weight": self.aux_weight,
-                "swd_weight": self.swd_weight,
+                "swd_weight": self.swd_weight, "unmixed_weight": self.unmixed_weight,
                 "features": len(self.encoder.feature_names), "training_rows": len(self.rows)}
 
 
@@ -279,7 +288,7 @@ def train_joint(encoder: Encoder, rows: Rows, cfg: EncoderTrainConfig, *,
                               f"it, or choose another --out (or --run-dir).")
     ext = EEGConditioning(encoder, rows.normalized[rows.train], share=cfg.eeg_share,
                           aux_weight=cfg.aux_weight, swd_weight=cfg.swd_weight,
-                          n_projections=cfg.n_projections, lr=cfg.lr, hidden=cfg.hidden,
+                          unmixed_weight=cfg.unmixed_weight, n_projections=cfg.n_projections, lr=cfg.lr, hidden=cfg.hidden,
                           seed=cfg.seed, store_path=cfg.eeg)
     trainer = Trainer(train_cfg, extensions=[ext])
     trainer.train(progress=progress)

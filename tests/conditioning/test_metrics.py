@@ -98,13 +98,30 @@ def test_coverage_ratio_is_about_one_for_one_distribution_and_large_for_another(
     def ws(n, shift=0.0):
         return rng.standard_normal((n, 16)) + shift
 
-    same = coverage_from_sets(ws(200), ws(200), ws(200), images(96), images(96), images(96))
-    assert same["image_ratio"] == pytest.approx(1.0, abs=0.35)
-    assert same["w_ratio"] == pytest.approx(1.0, abs=0.35)
+    randoms = [ws(200) for _ in range(4)]
+    random_images = [images(256) for _ in range(4)]
+    same = coverage_from_sets(ws(200), randoms, images(256), random_images,
+                              images_whitening=images(512))
+    assert same["image_ratio"] == pytest.approx(1.0, abs=0.15)
+    assert same["w_ratio"] == pytest.approx(1.0, abs=0.15)
     assert same["passed"] == (same["image_ratio"] <= GOALS["coverage"]["image_ratio"])
-    off = coverage_from_sets(ws(200, 2.0), ws(200), ws(200), images(96, 60.0), images(96),
-                             images(96))
+    assert same["random_sets"] == 4 and same["image_reference_spread"] < 0.2
+    off = coverage_from_sets(ws(200, 2.0), randoms, images(256, 60.0), random_images,
+                             images_whitening=images(512))
     assert off["image_ratio"] > 3 and off["w_ratio"] > 5 and not off["passed"]
+
+
+def test_coverage_sees_a_collapsed_set_and_needs_two_random_sets():
+    """Frames stuck on a few looks are far from random ones even though each looks normal."""
+    rng = np.random.default_rng(1)
+    pool = rng.integers(0, 256, (512, 8, 8, 3)).astype(np.uint8)
+    randoms = [rng.integers(0, 256, (256, 8, 8, 3)).astype(np.uint8) for _ in range(3)]
+    ws = [rng.standard_normal((256, 4)) for _ in range(3)]
+    collapsed = pool[rng.integers(0, 4, 256)]  # four distinct images, repeated
+    result = coverage_from_sets(ws[0], ws, collapsed, randoms, images_whitening=pool)
+    assert result["image_ratio"] > 2 and not result["passed"]
+    with pytest.raises(NeuropaintError, match="at least 2 random sets"):
+        coverage_from_sets(ws[0], ws[:1], collapsed, randoms[:1])
 
 
 def _two_state_sequence(rng, jitter: float, fps: float = 10.0, seconds: float = 10.0):

@@ -144,19 +144,19 @@ def test_a_wrong_sized_map_is_refused(aligned_bare):
     assert not encoder.has_output_map
 
 
-def test_align_fits_the_map_by_default_and_pca_does_not(eeg_store_path, generator_path,
-                                                        tmp_path, capsys):
+def test_the_map_is_fitted_when_asked_and_not_by_default(eeg_store_path, generator_path,
+                                                         tmp_path, capsys):
     from conditioning.train import main
 
     assert main(["--eeg", str(eeg_store_path), "--generator", str(generator_path), "--out",
-                 str(tmp_path / "align"), "--steps", "20", "--output-map-tau", "0.8",
-                 "-q"]) == 0
+                 str(tmp_path / "align"), "--steps", "20", "--output-map",
+                 "--output-map-tau", "0.8", "-q"]) == 0
     printed = capsys.readouterr().out
     assert "output map fitted for tau 0.8 s" in printed
     encoder = Encoder.from_pretrained(tmp_path / "align")
     assert encoder.has_output_map
     assert encoder.training_stats["output_map"]["tau"] == 0.8
     assert main(["--eeg", str(eeg_store_path), "--generator", str(generator_path), "--out",
-                 str(tmp_path / "pca"), "--mode", "pca", "-q"]) == 0
+                 str(tmp_path / "bare"), "--steps", "20", "-q"]) == 0
     assert "output map" not in capsys.readouterr().out
-    assert not Encoder.from_pretrained(tmp_path / "pca").has_output_map
+    assert not Encoder.from_pretrained(tmp_path / "bare").has_output_map
