@@ -1,7 +1,7 @@
 """Does the brain show in the paintings? Fidelity of EEG -> W encoders on held-out sessions.
 
 Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/fidelity.py``
-(about a quarter of an hour on a 2-core CPU by default). Steps:
+(about 8 minutes on a 2-core CPU with ``OMP_NUM_THREADS=1``). Steps:
 
 1. a small generator: the ``tiny`` preset (16 px) trained for ``--gan-minutes`` on procedural
    colour-field paintings with :class:`gan.train.Trainer` (or ``--generator PATH``);
