@@ -24,6 +24,8 @@ Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/
    (:mod:`conditioning.transport`, fitted for ``--tau``) and measured with it and without it
    (``"output_map"`` true / false), in the same run.
    ``responsiveness_ceiling`` is the same probe on the EEG features behind the frames.
+   ``--unmixed-weight 0,0.25,1,4`` trains and measures an align (and joint) encoder per
+   weight of the whole-code term (:mod:`conditioning.train`), for its trade-off in one run.
 
 Goals (the conditioning issue): responsiveness (a linear probe on the paintings recovers the
 state, cross-validated by session) >= 0.9; coverage (SWD of whitened 8 x 8 pixels to random-latent
@@ -86,13 +88,16 @@ def write_sessions(folder: Path, count: int, first_seed: int, args) -> list[Path
     return files
 
 
-def train_encoder(mode: str, store: Path, generator: Path, out: Path, args) -> float:
+def train_encoder(mode: str, store: Path, generator: Path, out: Path, args,
+                  unmixed_weight: float | None = None) -> float:
     from conditioning.train import EncoderTrainConfig, run
 
-    extra = {}
+    extra = {} if unmixed_weight is None else {"unmixed_weight": unmixed_weight}
     if mode == "joint":
-        init = out.parent / "encoder_align" if args.joint_init == "align" else None
-        extra = {"kimg": args.joint_kimg, "eeg_share": args.eeg_share,
+        # The align encoder of the same whole-code weight (named like this one).
+        init = (out.parent / out.name.replace("joint", "align")
+                if args.joint_init == "align" else None)
+        extra |= {"kimg": args.joint_kimg, "eeg_share": args.eeg_share,
                  "aux_weight": args.aux_weight, "swd_weight": args.joint_swd_weight,
                  "tiles": args.tiles, "fidelity": False,
                  "snapshot_kimg": args.joint_kimg, "init": None if init is None else str(init),
@@ -166,6 +171,9 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default="align,pca,joint",
                         help="encoder modes, comma-separated")
     parser.add_argument("--steps", type=int, default=1500, help="align: optimisation steps")
+    parser.add_argument("--unmixed-weight", default="1",
+                        help="align, joint: whole-code term weight; a comma list trains and "
+                        "measures one encoder per weight (e.g. 0,0.25,1,4)")
     parser.add_argument("--normalization", choices=["session", "live", "global"],
                         default="session", help="how training standardises each session "
                         "(live: as the live loop will, calibration then a running baseline)")
@@ -221,9 +229,14 @@ def main(argv=None) -> int:
         eeg_seconds = time.perf_counter() - t0
 
         references = {}
-        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-            out = folder / f"encoder_{mode}"
-            fit_seconds = train_encoder(mode, store, generator, out, args)
+        weights = [float(w) for w in args.unmixed_weight.split(",") if w.strip()]
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        runs = [(mode, weight) for mode in modes
+                for weight in ([None] if mode == "pca" else weights)]
+        for mode, weight in runs:
+            several = len(weights) > 1 and weight is not None
+            out = folder / (f"encoder_{mode}_unmixed{weight:g}" if several else f"encoder_{mode}")
+            fit_seconds = train_encoder(mode, store, generator, out, args, weight)
             # joint fine-tunes the generator too: its encoder belongs to OUT/generator.
             mode_generator = out / "generator" if mode == "joint" else generator
             encoder = Encoder.from_pretrained(out, generator_path=mode_generator)
@@ -245,14 +258,16 @@ def main(argv=None) -> int:
                 line = _line(mode, result, args, fit_seconds, time.perf_counter() - t0)
                 line.update(output_map=enc.has_output_map, gan_seconds=round(gan_seconds, 1),
                             eeg_seconds=round(eeg_seconds, 1),
-                            train_sessions=len(train_files), test_sessions=len(test_files))
+                            train_sessions=len(train_files), test_sessions=len(test_files),
+                            unmixed_weight=weight)
                 if mode == "joint":
                     line.update(joint_kimg=args.joint_kimg, eeg_share=args.eeg_share,
                                 aux_weight=args.aux_weight,
                                 joint_swd_weight=args.joint_swd_weight,
                                 joint_init=args.joint_init)
                 print(json.dumps(json_ready(line)), flush=True)
-                print(f"# {mode}, calibration {line['calibration']}, running update "
+                print(f"# {mode}, whole-code weight {weight}, calibration "
+                      f"{line['calibration']}, running update "
                       f"{momentum}, output map {enc.has_output_map}: {summary_line(result)}",
                       file=sys.stderr, flush=True)
     return 0
