@@ -14,9 +14,12 @@ Modes
       ``w`` taken together and the generator's own ``(w, w, w)``. The groups see different
       features (see :mod:`conditioning.encoder`), and group ws drawn independently are style
       mixing, which a generator may never have been trained to paint; this term ties them. It
-      is a trade: for the bundled demo generator on 6 held-out sessions painted live (10 s
+      is a trade: for the bundled demo generator, on 8 held-out sessions painted live (10 s
       calibration, running baseline), weights 0, 0.25, 1 and 4 gave image coverage ratios of
-      3.15, 2.55, 1.91 and 1.67 and responsiveness of 0.85, 0.82, 0.79 and 0.72;
+      3.30, 2.87, 2.38 and 2.03 and responsiveness of 0.81, 0.80, 0.75 and 0.67
+      (``benchmarks/fidelity.py --generator live/demo_model/generator --channels 32 --modes
+      align --unmixed-weight 0,0.25,1,4 --calibration 10@0.003 --tau 0.6``); on the
+      benchmark's own tiny generator weight 1 cost 0.01 (coverage 3.24 -> 2.35);
     - **information** (``--recon-weight``, 1.0): a small decoder, trained alongside and thrown
       away, must reconstruct the standardised features from the three group ``w`` (MSE; 1.0
       means nothing of the EEG survives);
