@@ -11,7 +11,8 @@ states (held-out synthetic sessions from :func:`eeg.synthetic.make_raw`, or real
   feature rows behind the same frames (each recording standardised by its own baseline,
   followed by the same motion): what the features carry at this window and time constant.
   A painting can hardly carry more; the gap between the two is what the encoder and the
-  generator lose. The probe learns from the other recordings only, so it needs several: with
+  generator lose (``benchmarks/feature_ceiling.py`` measures the ceiling alone for other
+  windows and time constants). The probe learns from the other recordings only, so it needs several: with
   2 training recordings a probe on the features themselves scored 0.73, with 7 0.81.
 - **coverage**: do EEG-driven latents land where the generator's own live? Sliced
   Wasserstein distance (SWD) between encoded ``w`` (every layer's w, pooled, standardised by
@@ -151,6 +152,7 @@ def ridge_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
     -------
     dict
         ``accuracy``, ``chance`` (the majority class share), ``n_samples``, ``classes``,
+        ``per_class`` (the share of each class's samples recognised, i.e. its recall),
         ``folds``, ``cv`` ('by_recording' or 'blocked'), ``per_fold``.
     """
     x = np.asarray(features, dtype=np.float64)
@@ -171,19 +173,24 @@ def ridge_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
         cv = "blocked"
     correct = 0
     per_fold = []
+    predicted = np.empty_like(y)
     for test in _group_folds(groups, max_folds):
         train = ~test
         alpha = _choose_alpha(x[train], y[train], groups[train], len(classes), alphas)
         model = _ridge_train(x[train], y[train], len(classes), [alpha])[0]
-        hits = int((_ridge_predict(model, x[test]) == y[test]).sum())
+        predicted[test] = _ridge_predict(model, x[test])
+        hits = int((predicted[test] == y[test]).sum())
         correct += hits
         per_fold.append(hits / int(test.sum()))
     counts = np.bincount(y, minlength=len(classes))
+    hits_per_class = np.bincount(y[predicted == y], minlength=len(classes))
     return {
         "accuracy": correct / len(x),
         "chance": float(counts.max() / len(x)),
         "n_samples": len(x),
         "classes": [str(c) for c in classes],
+        "per_class": {str(c): float(hits_per_class[k] / counts[k])
+                      for k, c in enumerate(classes)},
         "folds": len(per_fold),
         "cv": cv,
         "per_fold": per_fold,

@@ -58,6 +58,18 @@ def test_probe_separates_separable_states_and_not_random_ones():
     assert ridge_probe(image_features(images), shuffled, groups)["accuracy"] < 0.5
 
 
+def test_probe_reports_which_state_it_confuses():
+    # Two states painted the same colour cannot be told apart; the other two can.
+    rng = np.random.default_rng(2)
+    colours = [(200, 40, 40), (200, 40, 40), (40, 40, 200), (40, 200, 40)]
+    images = np.concatenate([_coloured_frames(rng, colours, per_state=20) for _ in range(4)])
+    states = [s for s in STATES for _ in range(20)] * 4
+    groups = np.repeat(np.arange(4), 80)
+    per_class = ridge_probe(image_features(images), states, groups)["per_class"]
+    assert per_class["focused"] == 1.0 and per_class["drowsy"] == 1.0
+    assert per_class["neutral"] + per_class["eyes_closed"] < 1.5
+
+
 def test_probe_with_one_recording_falls_back_to_time_blocks(caplog):
     rng = np.random.default_rng(1)
     images = _coloured_frames(rng, [(0, 0, 0), (255, 255, 255)] * 3, per_state=5)

@@ -1,0 +1,98 @@
+"""How much of the brain state do the EEG features themselves carry?
+
+The fidelity benchmark's responsiveness asks a linear probe to read the state back from the
+paintings. A painting can hardly carry more than the feature rows it was painted from, so the
+same probe on those rows is its ceiling. This benchmark measures that ceiling without any
+generator or encoder, for several feature windows, Welch segment counts and motion time
+constants, so the cost of a short, responsive window can be seen against the goal (0.9).
+
+Held-out synthetic sessions (:func:`eeg.synthetic.make_raw`, the four named states cycling,
+each session starting at another state) → :func:`eeg.features.extract` with each
+:class:`~eeg.features.FeatureSpec` → each session standardised by its own baseline and followed
+by the live loop's motion (:func:`conditioning.metrics.smoothed_features`) → the frames in a
+settled state (the window plus 3 time constants after a switch) → the ridge probe,
+cross-validated by session (:func:`conditioning.metrics.ridge_probe`).
+
+Prints one JSON line per setting, with the recall of each state. Run:
+``python benchmarks/feature_ceiling.py`` (about 2 minutes on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+import warnings
+
+import numpy as np
+
+from conditioning.metrics import GOALS, ridge_probe, settled_mask, smoothed_features
+from datasets.eeg import UNLABELLED, row_labels
+from eeg.features import FeatureSpec, extract
+from eeg.synthetic import list_states, make_raw
+from live.motion import MotionConfig
+
+
+def floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def sessions(args) -> list:
+    raws = []
+    states = list(list_states())
+    for k in range(args.sessions):
+        order = states[k % len(states):] + states[: k % len(states)]
+        raws.append(make_raw(args.session_seconds, n_channels=args.channels, sfreq=args.sfreq,
+                             states=order, state_duration=args.state_seconds,
+                             seed=args.seed + k))
+    return raws
+
+
+def ceiling(raws: list, spec: FeatureSpec, tau: float) -> dict:
+    motion = MotionConfig(tau=tau)
+    rows, labels, times, groups = [], [], [], []
+    for i, raw in enumerate(raws):
+        frame = extract(raw, spec)
+        rows.append(smoothed_features(frame.values, frame.times, motion))
+        labels.append(np.asarray(row_labels(raw, frame.times), dtype=object))
+        times.append(frame.times)
+        groups.append(np.full(len(frame.times), i))
+    rows, labels, times, groups = map(np.concatenate, (rows, labels, times, groups))
+    settled = settled_mask(labels, times, spec.window + 3.0 * tau, groups)
+    settled &= labels != UNLABELLED
+    probe = ridge_probe(rows[settled], labels[settled], groups[settled])
+    return {"accuracy": round(probe["accuracy"], 3),
+            "per_class": {k: round(v, 3) for k, v in probe["per_class"].items()},
+            "frames": int(settled.sum()), "features": int(rows.shape[1])}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--windows", default="2,3,4", help="feature windows (s), a list")
+    parser.add_argument("--segments", default="3,5", help="Welch segments per window, a list")
+    parser.add_argument("--taus", default="0.5,1", help="motion time constants (s), a list")
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--session-seconds", type=float, default=90.0)
+    parser.add_argument("--state-seconds", type=float, default=15.0)
+    parser.add_argument("--channels", type=int, default=16, choices=[8, 16, 32, 64])
+    parser.add_argument("--sfreq", type=float, default=128.0)
+    parser.add_argument("--seed", type=int, default=10_000,
+                        help="first session seed (the fidelity benchmark's held-out ones)")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # MNE's notes on filtering short synthetic recordings
+    raws = sessions(args)
+    for window, n_segments, tau in itertools.product(
+            floats(args.windows), [int(v) for v in floats(args.segments)], floats(args.taus)):
+        start = time.perf_counter()
+        spec = FeatureSpec(window=window, n_segments=n_segments)
+        result = ceiling(raws, spec, tau)
+        print(json.dumps({"benchmark": "feature_ceiling", "window_s": window,
+                          "n_segments": n_segments, "tau_s": tau, **result,
+                          "goal": GOALS["responsiveness"]["accuracy"],
+                          "sessions": args.sessions, "channels": args.channels,
+                          "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
