@@ -19,7 +19,8 @@ Modes
       3.30, 2.87, 2.38 and 2.03 and responsiveness of 0.81, 0.80, 0.75 and 0.67
       (``benchmarks/fidelity.py --generator live/demo_model/generator --channels 32 --modes
       align --unmixed-weight 0,0.25,1,4 --calibration 10@0.003 --tau 0.6``); on the
-      benchmark's own tiny generator weight 1 cost 0.01 (coverage 3.24 -> 2.35);
+      benchmark's own tiny generator weights 0 and 1 gave 6.30 and 1.92 at 0.82 and 0.79
+      (``--modes align,joint --unmixed-weight 0,1``; joint: 8.08 and 5.93 at 0.79 and 0.77);
     - **information** (``--recon-weight``, 1.0): a small decoder, trained alongside and thrown
       away, must reconstruct the standardised features from the three group ``w`` (MSE; 1.0
       means nothing of the EEG survives);
