@@ -26,6 +26,7 @@ import time
 import warnings
 
 import numpy as np
+from pydantic import ValidationError
 
 from conditioning.metrics import GOALS, ridge_probe, settled_mask, smoothed_features
 from datasets.eeg import UNLABELLED, row_labels
@@ -81,11 +82,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="first session seed (the fidelity benchmark's held-out ones)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # MNE's notes on filtering short synthetic recordings
+    try:
+        grid = list(itertools.product(floats(args.windows), [int(v) for v in floats(args.segments)],
+                                      floats(args.taus)))
+        specs = {(w, n): FeatureSpec(window=w, n_segments=n) for w, n, _ in grid}
+        if not grid or min(tau for *_, tau in grid) <= 0:
+            raise ValueError("the lists must be non-empty and the taus positive")
+    except ValidationError as error:
+        first = error.errors()[0]
+        parser.error(f"FeatureSpec {first['loc'][0]}: {first['msg']}")
+    except ValueError as error:
+        parser.error(str(error))
     raws = sessions(args)
-    for window, n_segments, tau in itertools.product(
-            floats(args.windows), [int(v) for v in floats(args.segments)], floats(args.taus)):
+    for window, n_segments, tau in grid:
         start = time.perf_counter()
-        spec = FeatureSpec(window=window, n_segments=n_segments)
+        spec = specs[(window, n_segments)]
         result = ceiling(raws, spec, tau)
         print(json.dumps({"benchmark": "feature_ceiling", "window_s": window,
                           "n_segments": n_segments, "tau_s": tau, **result,
