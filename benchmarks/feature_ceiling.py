@@ -6,12 +6,13 @@ same probe on those rows is its ceiling. This benchmark measures that ceiling wi
 generator or encoder, for several feature windows, Welch segment counts and motion time
 constants, so the cost of a short, responsive window can be seen against the goal (0.9).
 
-Held-out synthetic sessions (:func:`eeg.synthetic.make_raw`, the four named states cycling,
-each session starting at another state) → :func:`eeg.features.extract` with each
-:class:`~eeg.features.FeatureSpec` → each session standardised by its own baseline and followed
-by the live loop's motion (:func:`conditioning.metrics.smoothed_features`) → the frames in a
-settled state (the window plus 3 time constants after a switch) → the ridge probe,
-cross-validated by session (:func:`conditioning.metrics.ridge_probe`).
+The fidelity benchmark's held-out synthetic sessions (``fidelity.synthetic_session``: the
+four named states cycling, each session starting at another state) →
+:func:`eeg.features.extract` with each :class:`~eeg.features.FeatureSpec` → each session
+standardised by its own baseline and followed by the live loop's motion
+(:func:`conditioning.metrics.smoothed_features`) → the frames in a settled state (the window
+plus 3 time constants after a switch) → the ridge probe, cross-validated by session
+(:func:`conditioning.metrics.ridge_probe`).
 
 Prints one JSON line per setting, with the recall of each state. Run:
 ``python benchmarks/feature_ceiling.py`` (about 2 minutes on a 2-core CPU).
@@ -26,28 +27,17 @@ import time
 import warnings
 
 import numpy as np
+from fidelity import HELD_OUT_SEED, synthetic_session  # the benchmark beside this one
 from pydantic import ValidationError
 
 from conditioning.metrics import GOALS, ridge_probe, settled_mask, smoothed_features
-from datasets.eeg import UNLABELLED, row_labels
+from datasets.eeg import row_labels
 from eeg.features import FeatureSpec, extract
-from eeg.synthetic import list_states, make_raw
 from live.motion import MotionConfig
 
 
 def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
-
-
-def sessions(args) -> list:
-    raws = []
-    states = list(list_states())
-    for k in range(args.sessions):
-        order = states[k % len(states):] + states[: k % len(states)]
-        raws.append(make_raw(args.session_seconds, n_channels=args.channels, sfreq=args.sfreq,
-                             states=order, state_duration=args.state_seconds,
-                             seed=args.seed + k))
-    return raws
 
 
 def ceiling(raws: list, spec: FeatureSpec, tau: float) -> dict:
@@ -60,8 +50,7 @@ def ceiling(raws: list, spec: FeatureSpec, tau: float) -> dict:
         times.append(frame.times)
         groups.append(np.full(len(frame.times), i))
     rows, labels, times, groups = map(np.concatenate, (rows, labels, times, groups))
-    settled = settled_mask(labels, times, spec.window + 3.0 * tau, groups)
-    settled &= labels != UNLABELLED
+    settled = settled_mask(labels, times, spec.window + 3.0 * tau, groups)  # labelled ones
     probe = ridge_probe(rows[settled], labels[settled], groups[settled])
     return {"accuracy": round(probe["accuracy"], 3),
             "per_class": {k: round(v, 3) for k, v in probe["per_class"].items()},
@@ -78,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-seconds", type=float, default=15.0)
     parser.add_argument("--channels", type=int, default=16, choices=[8, 16, 32, 64])
     parser.add_argument("--sfreq", type=float, default=128.0)
-    parser.add_argument("--seed", type=int, default=10_000,
-                        help="first session seed (the fidelity benchmark's held-out ones)")
+    parser.add_argument("--seed", type=int, default=0, help="the fidelity benchmark's --seed: "
+                        "its held-out sessions are measured")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # MNE's notes on filtering short synthetic recordings
     try:
@@ -93,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"FeatureSpec {first['loc'][0]}: {first['msg']}")
     except ValueError as error:
         parser.error(str(error))
-    raws = sessions(args)
+    raws = [synthetic_session(k, args.seed + HELD_OUT_SEED, args) for k in range(args.sessions)]
     for window, n_segments, tau in grid:
         start = time.perf_counter()
         spec = specs[(window, n_segments)]

@@ -28,9 +28,10 @@ Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/
    weight of the whole-code term (:mod:`conditioning.train`), for its trade-off in one run.
 
 Goals (the conditioning issue): responsiveness (a linear probe on the paintings recovers the
-state, cross-validated by session) >= 0.9; coverage (SWD of whitened 8 x 8 pixels to random-latent
-paintings, as a ratio to the same between random-latent sets) <= 1.2; smoothness (the change a state switch causes
-over the mean frame-to-frame change within a settled state) >= 5. See
+state, cross-validated by session) >= 0.9; coverage (SWD of whitened 8 x 8 pixels to
+random-latent paintings, as a ratio to the same between random-latent sets) <= 1.2; smoothness
+(the change a state switch causes over the mean frame-to-frame change within a settled state)
+>= 5. See
 :mod:`conditioning.metrics` for the exact definitions.
 
 Bigger runs: ``--gan-minutes 30 --preset tiny32 --train-sessions 12 --steps 3000``.
@@ -70,20 +71,26 @@ def train_generator(folder: Path, preset: str, minutes: float, paintings: int) -
     return folder / "gan"
 
 
+HELD_OUT_SEED = 10_000  # Held-out sessions' seeds start here (training's at --seed).
+
+
+def synthetic_session(k: int, first_seed: int, args):
+    """The k-th synthetic session (seed ``first_seed + k``): the four states cycling, each
+    session starting its cycle at another state, so that the calibration period (the first
+    state) is not always the same one."""
+    states = list(list_states())
+    states = states[k % len(states):] + states[: k % len(states)]
+    return make_raw(args.session_seconds, n_channels=args.channels, sfreq=args.sfreq,
+                    states=states, state_duration=args.state_seconds, seed=first_seed + k)
+
+
 def write_sessions(folder: Path, count: int, first_seed: int, args) -> list[Path]:
-    """Synthetic sessions as FIF files: the four states cycling after a calibration minute."""
+    """Synthetic sessions (:func:`synthetic_session`) as FIF files."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     for k in range(count):
-        seed = first_seed + k
-        # Each session starts its cycle at another state, so that the calibration period
-        # (the first state) is not always the same one.
-        states = list(list_states())
-        states = states[k % len(states):] + states[: k % len(states)]
-        raw = make_raw(args.session_seconds, n_channels=args.channels, sfreq=args.sfreq,
-                       states=states, state_duration=args.state_seconds, seed=seed)
-        path = folder / f"session{seed:04d}_raw.fif"
-        raw.save(path, verbose="error", overwrite=True)
+        path = folder / f"session{first_seed + k:04d}_raw.fif"
+        synthetic_session(k, first_seed, args).save(path, verbose="error", overwrite=True)
         files.append(path)
     return files
 
@@ -223,7 +230,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         train_files = write_sessions(folder / "eeg_train", args.train_sessions, args.seed, args)
         test_files = write_sessions(folder / "eeg_test", args.test_sessions,
-                                    args.seed + 10_000, args)
+                                    args.seed + HELD_OUT_SEED, args)
         store = folder / "eeg_store"
         build_eeg_store(train_files, store, overwrite=True)
         eeg_seconds = time.perf_counter() - t0

@@ -21,9 +21,10 @@ generator"), done inside ``gan.train``'s one loop through its extension points
   and the encoder put the brain state where D can see it) and to the discriminator phase
   (so the head and D's trunk learn to read it);
 - align mode's distribution terms (``--swd-weight`` per group, ``--unmixed-weight`` for the
-  three groups together) keep the encoded ``w`` among the generator's own ``w = mapping(z)``: without it the encoder, free to move its latents
-  wherever D is least suspicious, drifts out of W and the EEG paintings stop looking like
-  the generator's other paintings (``benchmarks/fidelity.py``'s coverage figure).
+  three groups together) keep the encoded ``w`` among the generator's own ``w = mapping(z)``:
+  without them the encoder, free to move its latents wherever D is least suspicious, drifts
+  out of W and the EEG paintings stop looking like the generator's other paintings
+  (``benchmarks/fidelity.py``'s coverage figure).
 
 Everything resumes exactly (the encoder, the head, their optimisers and the EEG sampling
 order travel in each snapshot's ``state.pt``). The run itself is a normal ``gan.train`` run
@@ -62,7 +63,8 @@ logger = logging.getLogger(__name__)
 
 GENERATOR_FOLDER = "generator"  # The fine-tuned generator inside the encoder folder.
 AUX_KEYS = ("aux_g", "aux_d")
-PLOT_KEYS = (*AUX_KEYS, "w_swd", "w_unmixed")  # What loss.png and training.png show beside the GAN losses.
+# What loss.png and training.png show beside the GAN losses.
+PLOT_KEYS = (*AUX_KEYS, "w_swd", "w_unmixed")
 
 
 class AuxiliaryHead(nn.Module):
@@ -116,9 +118,8 @@ class EEGConditioning(Extension):
 
     def __init__(self, encoder: Encoder, rows: np.ndarray, *, share: float = 0.5,
                  aux_weight: float = 1.0, swd_weight: float = 1.0, unmixed_weight: float = 0.0,
-                 swd_batch: int = 256,
-                 n_projections: int = 128, lr: float = 1e-3, hidden: int = 256, seed: int = 0,
-                 store_path: str = "the EEG store"):
+                 swd_batch: int = 256, n_projections: int = 128, lr: float = 1e-3,
+                 hidden: int = 256, seed: int = 0, store_path: str = "the EEG store"):
         if not 0.0 < share <= 1.0:
             raise NeuropaintError(f"'eeg_share' must be in (0, 1], got {share!r}.")
         self.encoder = encoder
@@ -288,8 +289,8 @@ def train_joint(encoder: Encoder, rows: Rows, cfg: EncoderTrainConfig, *,
                               f"it, or choose another --out (or --run-dir).")
     ext = EEGConditioning(encoder, rows.normalized[rows.train], share=cfg.eeg_share,
                           aux_weight=cfg.aux_weight, swd_weight=cfg.swd_weight,
-                          unmixed_weight=cfg.unmixed_weight, n_projections=cfg.n_projections, lr=cfg.lr, hidden=cfg.hidden,
-                          seed=cfg.seed, store_path=cfg.eeg)
+                          unmixed_weight=cfg.unmixed_weight, n_projections=cfg.n_projections,
+                          lr=cfg.lr, hidden=cfg.hidden, seed=cfg.seed, store_path=cfg.eeg)
     trainer = Trainer(train_cfg, extensions=[ext])
     trainer.train(progress=progress)
     snapshot = resolve_snapshot(run_dir)

@@ -12,8 +12,9 @@ states (held-out synthetic sessions from :func:`eeg.synthetic.make_raw`, or real
   followed by the same motion): what the features carry at this window and time constant.
   A painting can hardly carry more; the gap between the two is what the encoder and the
   generator lose (``benchmarks/feature_ceiling.py`` measures the ceiling alone for other
-  windows and time constants). The probe learns from the other recordings only, so it needs several: with
-  2 training recordings a probe on the features themselves scored 0.73, with 7 0.81.
+  windows and time constants). The probe learns from the other recordings only, so it needs
+  several: with 2 training recordings a probe on the features themselves scored 0.73, with 7
+  0.81.
 - **coverage**: do EEG-driven latents land where the generator's own live? Sliced
   Wasserstein distance (SWD) between encoded ``w`` (every layer's w, pooled, standardised by
   the random set's statistics) and mapping-network ``w`` of random ``z``; and the SWD between
@@ -65,8 +66,8 @@ from neuropaint.validate import NeuropaintError, check_int, check_positive
 logger = logging.getLogger(__name__)
 
 __all__ = ["GOALS", "coverage", "coverage_from_sets", "evaluate_encoder", "image_features",
-           "json_ready", "random_sets", "responsiveness", "ridge_probe", "sliced_wasserstein_vectors",
-           "smoothness", "summary_line"]
+           "json_ready", "random_sets", "responsiveness", "ridge_probe",
+           "sliced_wasserstein_vectors", "smoothness", "summary_line"]
 
 GOALS = {
     "responsiveness": {"accuracy": 0.9, "compare": ">="},
@@ -268,8 +269,9 @@ def sliced_wasserstein_vectors(a: np.ndarray, b: np.ndarray, *, num_projections:
     """Sliced Wasserstein-1 distance between two sets of vectors (may differ in size).
 
     Both sets are standardised per dimension by ``reference``'s statistics (default ``b``;
-    ``standardize=False``: taken as they are, e.g. already whitened), projected onto ``num_projections`` random unit directions, and the 1-D Wasserstein-1
-    distances (mean absolute difference of the quantile functions) are averaged.
+    ``standardize=False``: taken as they are, e.g. already whitened), projected onto
+    ``num_projections`` random unit directions, and the 1-D Wasserstein-1 distances (mean
+    absolute difference of the quantile functions) are averaged.
 
     Parameters
     ----------
@@ -362,7 +364,8 @@ def coverage_from_sets(w_eeg: np.ndarray, w_random: Sequence[np.ndarray],
     mean, matrix = whitening(basis)
     randoms = [(x - mean) @ matrix for x in randoms]
     fake = (pixels(images_eeg) - mean) @ matrix
-    img = float(np.mean([sliced_wasserstein_vectors(fake, r, standardize=False, seed=seed) for r in randoms]))
+    img = float(np.mean([sliced_wasserstein_vectors(fake, r, standardize=False, seed=seed)
+                         for r in randoms]))
     img_refs = np.array([sliced_wasserstein_vectors(randoms[j], randoms[k], standardize=False,
                                                     seed=seed) for k, j in enumerate(nxt)])
     w_ref, img_ref = float(np.mean(w_refs)), float(img_refs.mean())

@@ -35,10 +35,11 @@ correlated 0, 0.5, 0.9 and 1 between the groups scored image ratios of 4.20, 2.6
 encoder's painted group ws were correlated -0.14 to 0.26. Training's whole-code term
 (:func:`conditioning.train.unmixed_swd`, weight 4) ties the groups (correlation 0.54) and took
 the image ratio to 2.45 (2.12 live) at no cost in responsiveness for that generator, but at
-0.1 for another run's and for the demo generator's (see :mod:`conditioning.train`); a joint map onto ws correlated 0.9
-reached 1.76 but cost 0.1 in responsiveness, and a direct penalty on the groups' differences
-(correlation 0.96) shrank their spread instead (4.13). Within a state the painted ws still
-hold two thirds of their variance, so they are not a few tight clusters.
+0.1 for another run's and for the demo generator's (see :mod:`conditioning.train`); a joint
+map onto ws correlated 0.9 reached 1.76 but cost 0.1 in responsiveness, and a direct penalty
+on the groups' differences (correlation 0.96) shrank their spread instead (4.13). Within a
+state the painted ws still hold two thirds of their variance, so they are not a few tight
+clusters.
 """
 
 from __future__ import annotations
