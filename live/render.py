@@ -39,6 +39,7 @@ from live.engine import Engine, EngineConfig
 from live.motion import MotionConfig
 from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
+from neuropaint.signals import stop_on_signals
 from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
@@ -220,70 +221,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     simulator = source = engine = None
     sinks: list = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def on_signal(signum, frame) -> None:
+    def on_stop() -> None:  # on the watcher thread of stop_on_signals, never in a handler
         stop.set()
         if engine is not None:
             engine.stop()
 
-    for s in previous:
-        signal.signal(s, on_signal)
-    try:
-        use_simulator = not (args.stream or args.stream_type or args.source_id)
-        if use_simulator:
-            name = f"neuropaint-demo-{uuid.uuid4().hex[:8]}"
-            simulator = SimulatorProcess(name, channels=args.sim_channels, rate=args.sim_rate,
-                                         chunk=args.sim_chunk)
-            print(f"live.render: {simulator.line.removeprefix('live.simulate: ')}", flush=True)
-            source = LSLSource(name, type="EEG", timeout=args.timeout).open()
-        else:
-            source = LSLSource(args.stream, type=args.stream_type or
-                               (None if args.stream or args.source_id else "EEG"),
-                               source_id=args.source_id, timeout=args.timeout).open()
-        if args.record:
-            about = {"encoder": str(Path(enc_dir).resolve()),
-                     "generator": str(Path(gen_dir).resolve()),
-                     "generator_identity": encoder.generator_info,
-                     "engine": config.model_dump(mode="json")}
-            sinks.append(SessionRecorder(args.record, source.meta, num_ws=G.num_ws,
-                                         w_dim=G.w_dim, about=about))
-        if args.frames:
-            sinks.append(FrameFolder(args.frames, args.frame_format))
-        if address is not None:
-            viewer = Viewer(*address, title="neuropaint")
-            url = viewer.start()
-            sinks.append(ViewerSink(viewer))
-            print(f"live.render: viewer at {url}", flush=True)
-        engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler)
-        if stop.is_set():
-            return 0
-        print(f"live.render: painting {source.meta.describe()} at {args.fps:g} fps, "
-              f"{args.size} px; calibrating for {args.calibration:g} s (Ctrl-C stops)",
-              flush=True)
-        last = [time.monotonic()]
+    with stop_on_signals(on_stop):
+        try:
+            use_simulator = not (args.stream or args.stream_type or args.source_id)
+            if use_simulator:
+                name = f"neuropaint-demo-{uuid.uuid4().hex[:8]}"
+                simulator = SimulatorProcess(name, channels=args.sim_channels,
+                                             rate=args.sim_rate, chunk=args.sim_chunk)
+                started = simulator.line.removeprefix("live.simulate: ")
+                print(f"live.render: {started}", flush=True)
+                source = LSLSource(name, type="EEG", timeout=args.timeout).open()
+            else:
+                source = LSLSource(args.stream, type=args.stream_type or
+                                   (None if args.stream or args.source_id else "EEG"),
+                                   source_id=args.source_id, timeout=args.timeout).open()
+            if args.record:
+                about = {"encoder": str(Path(enc_dir).resolve()),
+                         "generator": str(Path(gen_dir).resolve()),
+                         "generator_identity": encoder.generator_info,
+                         "engine": config.model_dump(mode="json")}
+                sinks.append(SessionRecorder(args.record, source.meta, num_ws=G.num_ws,
+                                             w_dim=G.w_dim, about=about))
+            if args.frames:
+                sinks.append(FrameFolder(args.frames, args.frame_format))
+            if address is not None:
+                viewer = Viewer(*address, title="neuropaint")
+                url = viewer.start()
+                sinks.append(ViewerSink(viewer))
+                print(f"live.render: viewer at {url}", flush=True)
+            engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler)
+            if stop.is_set():
+                return 0
+            print(f"live.render: painting {source.meta.describe()} at {args.fps:g} fps, "
+                  f"{args.size} px; calibrating for {args.calibration:g} s (Ctrl-C stops)",
+                  flush=True)
+            last = [time.monotonic()]
 
-        def on_frame(frame) -> None:
-            now = time.monotonic()
-            if now - last[0] >= args.status_every:
-                last[0] = now
-                print(f"live.render: {_status_line(engine, source)}", flush=True)
+            def on_frame(frame) -> None:
+                now = time.monotonic()
+                if now - last[0] >= args.status_every:
+                    last[0] = now
+                    print(f"live.render: {_status_line(engine, source)}", flush=True)
 
-        with torch.inference_mode():
-            engine.run(args.duration, on_frame=on_frame)
-        print(f"live.render: stopped: {_status_line(engine, source)}", flush=True)
-    finally:
-        if engine is not None:
-            engine.close()
-        else:
-            for sink in sinks:
-                sink.close()
-        if source is not None:
-            source.close()
-        if simulator is not None:
-            simulator.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+            with torch.inference_mode():
+                engine.run(args.duration, on_frame=on_frame)
+            print(f"live.render: stopped: {_status_line(engine, source)}", flush=True)
+        finally:
+            if engine is not None:
+                engine.close()
+            else:
+                for sink in sinks:
+                    sink.close()
+            if source is not None:
+                source.close()
+            if simulator is not None:
+                simulator.stop()
     return 0
 
 

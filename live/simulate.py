@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -55,6 +54,7 @@ from eeg.channels import standard_channel_set
 from eeg.io import read_raw
 from eeg.synthetic import list_states, make_raw
 from neuropaint.logs import run_cli, setup_logging
+from neuropaint.signals import stop_on_signals
 from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
@@ -583,12 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
 
     stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals(stop.set):
         values: dict[str, object] = {
             "name": args.name, "type": args.type, "source_id": args.source_id,
             "chunk": args.chunk, "format": args.format, "labels": not args.no_labels,
@@ -614,9 +609,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stop.wait(0.2)
         finally:
             sim.stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if sim.error is not None:
         raise NeuropaintError(f"the simulator stopped: {sim.error}")
     logger.info("stopped after %d samples", sim.n_pushed)

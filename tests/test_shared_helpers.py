@@ -1,8 +1,12 @@
-"""neuropaint's shared helpers: uniform validation messages, atomic writes, CLI errors."""
+"""neuropaint's shared helpers: validation messages, atomic writes, CLI errors, signals."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 from typing import Literal
 
 import pytest
@@ -10,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from neuropaint.atomic import atomic_open, atomic_path, write_json, write_text
 from neuropaint.logs import run_cli
+from neuropaint.signals import stop_on_signals
 from neuropaint.validate import (
     NeuropaintError,
     build_config,
@@ -136,3 +141,44 @@ def test_read_manifest_checks_kind_version_and_unfinished_writes(tmp_path):
         read(folder)
     write_json(folder / "manifest.json", {"kind": "k", "format_version": 1, "x": 2})
     assert read(folder)["x"] == 2
+
+
+# The main thread holds the lock that stopping needs when the signal comes: a handler that
+# stopped by itself would wait for its own thread (how a killed live.render left its
+# simulator running). In a child process, so that a regression hangs there, not here.
+_SIGNAL_WHILE_HOLDING_THE_LOCK = textwrap.dedent("""
+    import os, signal, threading, time
+    from neuropaint.signals import stop_on_signals
+
+    lock, stopped = threading.Lock(), threading.Event()
+
+    def on_stop():
+        with lock:
+            stopped.set()
+
+    with stop_on_signals(on_stop):
+        for _ in range(3):
+            stopped.clear()
+            with lock:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)  # the handler runs in here, the lock held
+            assert stopped.wait(5), "on_stop never ran"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    print("stopped three times")
+""")
+
+
+def test_a_signal_that_comes_while_the_main_thread_holds_a_lock_still_stops():
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_WHILE_HOLDING_THE_LOCK],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "stopped three times"
+
+
+def test_stop_on_signals_restores_the_previous_handlers():
+    before = signal.getsignal(signal.SIGINT)
+    calls = []
+    with stop_on_signals(lambda: calls.append(1), (signal.SIGINT,)):
+        assert signal.getsignal(signal.SIGINT) is not before
+    assert signal.getsignal(signal.SIGINT) is before
+    assert calls == []
