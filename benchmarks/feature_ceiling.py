@@ -11,10 +11,12 @@ four named states cycling, each session starting at another state) →
 :func:`eeg.features.extract` with each :class:`~eeg.features.FeatureSpec` → each session
 standardised by its own baseline and followed by the live loop's motion
 (:func:`conditioning.metrics.smoothed_features`) → the frames in a settled state (the window
-plus 3 time constants after a switch) → the ridge probe, cross-validated by session
-(:func:`conditioning.metrics.ridge_probe`).
+plus 3 time constants after a switch) → a linear probe, cross-validated by session
+(:func:`conditioning.metrics.linear_probe`): the fidelity figures' ridge probe, and linear
+discriminant analysis, which does not mask a state that lies between the others (as
+``neutral`` does here), so the two together tell the probe's limit from the features'.
 
-Prints one JSON line per setting, with the recall of each state. Run:
+Prints one JSON line per setting and probe, with the recall of each state. Run:
 ``python benchmarks/feature_ceiling.py`` (about 2 minutes on a 2-core CPU).
 """
 
@@ -30,7 +32,7 @@ import numpy as np
 from fidelity import HELD_OUT_SEED, synthetic_session  # the benchmark beside this one
 from pydantic import ValidationError
 
-from conditioning.metrics import GOALS, ridge_probe, settled_mask, smoothed_features
+from conditioning.metrics import GOALS, PROBES, linear_probe, settled_mask, smoothed_features
 from datasets.eeg import row_labels
 from eeg.features import FeatureSpec, extract
 from live.motion import MotionConfig
@@ -40,7 +42,7 @@ def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
 
-def ceiling(raws: list, spec: FeatureSpec, tau: float) -> dict:
+def ceiling(raws: list, spec: FeatureSpec, tau: float, probes: list[str]) -> list[dict]:
     motion = MotionConfig(tau=tau)
     rows, labels, times, groups = [], [], [], []
     for i, raw in enumerate(raws):
@@ -51,10 +53,13 @@ def ceiling(raws: list, spec: FeatureSpec, tau: float) -> dict:
         groups.append(np.full(len(frame.times), i))
     rows, labels, times, groups = map(np.concatenate, (rows, labels, times, groups))
     settled = settled_mask(labels, times, spec.window + 3.0 * tau, groups)  # labelled ones
-    probe = ridge_probe(rows[settled], labels[settled], groups[settled])
-    return {"accuracy": round(probe["accuracy"], 3),
-            "per_class": {k: round(v, 3) for k, v in probe["per_class"].items()},
-            "frames": int(settled.sum()), "features": int(rows.shape[1])}
+    results = []
+    for method in probes:
+        probe = linear_probe(rows[settled], labels[settled], groups[settled], method=method)
+        results.append({"probe": method, "accuracy": round(probe["accuracy"], 3),
+                        "per_class": {k: round(v, 3) for k, v in probe["per_class"].items()},
+                        "frames": int(settled.sum()), "features": int(rows.shape[1])})
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--windows", default="2,3,4", help="feature windows (s), a list")
     parser.add_argument("--segments", default="3,5", help="Welch segments per window, a list")
     parser.add_argument("--taus", default="0.5,1", help="motion time constants (s), a list")
+    parser.add_argument("--probes", default="ridge,lda",
+                        help=f"linear probes, a list of {', '.join(PROBES)}")
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--session-seconds", type=float, default=90.0)
     parser.add_argument("--state-seconds", type=float, default=15.0)
@@ -77,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         specs = {(w, n): FeatureSpec(window=w, n_segments=n) for w, n, _ in grid}
         if not grid or min(tau for *_, tau in grid) <= 0:
             raise ValueError("the lists must be non-empty and the taus positive")
+        probes = [v.strip() for v in args.probes.split(",") if v.strip()]
+        unknown = sorted(set(probes) - set(PROBES))
+        if not probes or unknown:
+            raise ValueError(f"--probes: unknown {', '.join(unknown) or 'empty list'}; "
+                             f"valid: {', '.join(PROBES)}")
     except ValidationError as error:
         first = error.errors()[0]
         parser.error(f"FeatureSpec {first['loc'][0]}: {first['msg']}")
@@ -86,12 +98,14 @@ def main(argv: list[str] | None = None) -> None:
     for window, n_segments, tau in grid:
         start = time.perf_counter()
         spec = specs[(window, n_segments)]
-        result = ceiling(raws, spec, tau)
-        print(json.dumps({"benchmark": "feature_ceiling", "window_s": window,
-                          "n_segments": n_segments, "tau_s": tau, **result,
-                          "goal": GOALS["responsiveness"]["accuracy"],
-                          "sessions": args.sessions, "channels": args.channels,
-                          "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+        results = ceiling(raws, spec, tau, probes)
+        seconds = round(time.perf_counter() - start, 1)
+        for result in results:
+            print(json.dumps({"benchmark": "feature_ceiling", "window_s": window,
+                              "n_segments": n_segments, "tau_s": tau, **result,
+                              "goal": GOALS["responsiveness"]["accuracy"],
+                              "sessions": args.sessions, "channels": args.channels,
+                              "seconds": seconds}), flush=True)
 
 
 if __name__ == "__main__":

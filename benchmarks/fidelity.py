@@ -24,6 +24,9 @@ Prints one JSON line per encoder mode and calibration. Run: ``python benchmarks/
    (:mod:`conditioning.transport`, fitted for ``--tau``) and measured with it and without it
    (``"output_map"`` true / false), in the same run.
    ``responsiveness_ceiling`` is the same probe on the EEG features behind the frames.
+   ``--probe`` picks the probe behind ``responsiveness`` (ridge, the default, or lda: see
+   :func:`conditioning.metrics.linear_probe`); both are printed as ``responsiveness_ridge``,
+   ``responsiveness_lda`` and their ceilings, from the same frames.
    ``--unmixed-weight 0,0.25,1,4`` trains and measures an align (and joint) encoder per
    weight of the whole-code term (:mod:`conditioning.train`), for its trade-off in one run.
 
@@ -52,7 +55,7 @@ from pathlib import Path
 import torch
 
 from conditioning.encoder import Encoder
-from conditioning.metrics import evaluate_encoder, json_ready, random_sets, summary_line
+from conditioning.metrics import PROBES, evaluate_encoder, json_ready, random_sets, summary_line
 from datasets.eeg import build as build_eeg_store
 from datasets.procedural import write_store
 from eeg.synthetic import list_states, make_raw
@@ -146,6 +149,11 @@ def _line(mode: str, result: dict, args, fit_seconds: float, eval_seconds: float
         "responsiveness_goal": f">= {r['goal']}",
         "responsiveness_chance": round(r["chance"], 3),
         "responsiveness_ceiling": round(r["ceiling"], 3),
+        "probe": r["method"],
+        **{f"responsiveness_{name}": round(b["accuracy"], 3)
+           for name, b in r["by_probe"].items()},
+        **{f"responsiveness_ceiling_{name}": round(b["ceiling"], 3)
+           for name, b in r["by_probe"].items()},
         "coverage_image_ratio": round(c["image_ratio"], 3),
         "coverage_goal": f"<= {c['goal']}",
         "coverage_w_ratio": round(c["w_ratio"], 3),
@@ -204,6 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sfreq", type=float, default=128.0)
     parser.add_argument("--fps", type=float, default=10.0, help="updates per second")
     parser.add_argument("--tau", type=float, default=0.5, help="motion time constant (s)")
+    parser.add_argument("--probe", choices=list(PROBES), default="ridge",
+                        help="the linear probe behind 'responsiveness' (both are printed)")
     parser.add_argument("--calibration", default="10,10@0.003,session",
                         help="calibrations to evaluate, comma-separated: seconds at the start "
                         "of each session (as live), optionally @momentum of the live running "
@@ -261,6 +271,7 @@ def main(argv=None) -> int:
                 result = evaluate_encoder(enc, G_mode, test_files, fps=args.fps, tau=args.tau,
                                           calibration_s=calibration, update_momentum=momentum,
                                           n_random=args.n_random, seed=args.seed,
+                                          probe=args.probe,
                                           coverage_reference=references[id(G_mode)])
                 line = _line(mode, result, args, fit_seconds, time.perf_counter() - t0)
                 line.update(output_map=enc.has_output_map, gan_seconds=round(gan_seconds, 1),

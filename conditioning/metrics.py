@@ -65,8 +65,8 @@ from neuropaint.validate import NeuropaintError, check_int, check_positive
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GOALS", "coverage", "coverage_from_sets", "evaluate_encoder", "image_features",
-           "json_ready", "random_sets", "responsiveness", "ridge_probe",
+__all__ = ["GOALS", "PROBES", "coverage", "coverage_from_sets", "evaluate_encoder",
+           "image_features", "json_ready", "linear_probe", "random_sets", "responsiveness",
            "sliced_wasserstein_vectors", "smoothness", "summary_line"]
 
 GOALS = {
@@ -76,6 +76,7 @@ GOALS = {
 }
 COVERAGE_PIXELS = 8  # Image coverage compares frames area-downsampled to 8 x 8 RGB.
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+LDA_SHRINKAGES = (0.001, 0.01, 0.05, 0.1, 0.3, 0.6, 0.9)
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,12 +115,17 @@ def _ridge_fit(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]):
     return [evecs @ (proj / (evals + a)[:, None]) for a in alphas]
 
 
-def _ridge_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
-                 alphas: Sequence[float]) -> list:
-    """Standardise, one-hot (+1/-1) targets; one (mean, std, coef, bias) per alpha."""
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std[std < 1e-6] = 1.0  # a constant training feature must not blow up on the test side
+    return mean, std
+
+
+def _ridge_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
+                 alphas: Sequence[float]) -> list:
+    """Standardise, one-hot (+1/-1) targets; one (mean, std, coef, bias) per alpha."""
+    mean, std = _standardiser(x)
     z = (x - mean) / std
     y = -np.ones((len(x), n_classes))
     y[np.arange(len(x)), labels] = 1.0
@@ -127,19 +133,62 @@ def _ridge_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
     return [(mean, std, coef, y_mean) for coef in _ridge_fit(z, y - y_mean, alphas)]
 
 
-def _ridge_predict(model, x: np.ndarray) -> np.ndarray:
+def _lda_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
+               shrinkages: Sequence[float]) -> list:
+    """Linear discriminant analysis on standardised features, the pooled within-class
+    covariance shrunk towards its mean variance; one (mean, std, coef, bias) per shrinkage.
+
+    A class missing from the training rows is never predicted.
+    """
+    mean, std = _standardiser(x)
+    z = (x - mean) / std
+    counts = np.bincount(labels, minlength=n_classes)
+    present = counts > 0
+    centroids = np.zeros((n_classes, z.shape[1]))
+    np.add.at(centroids, labels, z)
+    centroids[present] /= counts[present, None]
+    residual = z - centroids[labels]
+    evals, evecs = np.linalg.eigh(residual.T @ residual / len(z))  # [d], [d, d]
+    evals = np.clip(evals, 0.0, None)
+    target = max(float(evals.mean()), 1e-12)
+    proj = evecs.T @ centroids.T  # [d, C]
+    log_prior = np.full(n_classes, -np.inf)
+    log_prior[present] = np.log(counts[present] / len(z))
+    models = []
+    for shrinkage in shrinkages:
+        variances = (1.0 - shrinkage) * evals + shrinkage * target
+        coef = evecs @ (proj / np.maximum(variances, 1e-12 * target)[:, None])  # [d, C]
+        bias = log_prior - 0.5 * np.sum(centroids.T * coef, axis=0)
+        models.append((mean, std, coef, bias))
+    return models
+
+
+def _linear_predict(model, x: np.ndarray) -> np.ndarray:
     mean, std, coef, bias = model
     return np.argmax(((x - mean) / std) @ coef + bias, axis=1)
 
 
-def ridge_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
-                alphas: Sequence[float] = RIDGE_ALPHAS, max_folds: int = 5) -> dict:
-    """Cross-validated accuracy of a ridge classifier, folds split by group (recording).
+# How each probe fits, and the grid of its regularisation strength (chosen by inner CV).
+PROBES = {"ridge": (_ridge_train, RIDGE_ALPHAS), "lda": (_lda_train, LDA_SHRINKAGES)}
 
-    The ridge strength is chosen inside each training fold by a second split by group
-    (when the training fold has 2 or more groups). With a single group the folds are
-    contiguous blocks of frames instead (``cv='blocked'``), which leaks slow drifts: pass
-    several recordings for an honest figure.
+
+def linear_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
+                 method: str = "ridge", strengths: Sequence[float] | None = None,
+                 max_folds: int = 5) -> dict:
+    """Cross-validated accuracy of a linear classifier, folds split by group (recording).
+
+    ``method`` is ``'ridge'`` (regression onto +1/-1 class indicators, the fidelity figures'
+    probe) or ``'lda'`` (linear discriminant analysis with a shrunk covariance). Both are
+    linear in the features. Regression onto indicators can *mask* a class that lies between
+    the others (Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*, 2nd
+    ed., sec. 4.2): no indicator's fit is ever highest in the middle. LDA does not mask, so
+    it tells whether a low recall of such a state is the probe's or the data's.
+
+    The regularisation (ridge alpha, or LDA shrinkage towards the mean variance) is chosen
+    from ``strengths`` (default: the method's grid in ``PROBES``) inside each training fold
+    by a second split by group (when the training fold has 2 or more groups). With a single
+    group the folds are contiguous blocks of frames instead (``cv='blocked'``), which leaks
+    slow drifts: pass several recordings for an honest figure.
 
     Parameters
     ----------
@@ -154,8 +203,12 @@ def ridge_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
     dict
         ``accuracy``, ``chance`` (the majority class share), ``n_samples``, ``classes``,
         ``per_class`` (the share of each class's samples recognised, i.e. its recall),
-        ``folds``, ``cv`` ('by_recording' or 'blocked'), ``per_fold``.
+        ``method``, ``folds``, ``cv`` ('by_recording' or 'blocked'), ``per_fold``.
     """
+    if method not in PROBES:
+        raise NeuropaintError(f"unknown probe {method!r}; valid: {', '.join(PROBES)}.")
+    train_models, grid = PROBES[method]
+    strengths = list(grid if strengths is None else strengths)
     x = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels)
     groups = np.asarray(groups)
@@ -177,9 +230,10 @@ def ridge_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
     predicted = np.empty_like(y)
     for test in _group_folds(groups, max_folds):
         train = ~test
-        alpha = _choose_alpha(x[train], y[train], groups[train], len(classes), alphas)
-        model = _ridge_train(x[train], y[train], len(classes), [alpha])[0]
-        predicted[test] = _ridge_predict(model, x[test])
+        strength = _choose_strength(train_models, x[train], y[train], groups[train],
+                                    len(classes), strengths)
+        model = train_models(x[train], y[train], len(classes), [strength])[0]
+        predicted[test] = _linear_predict(model, x[test])
         hits = int((predicted[test] == y[test]).sum())
         correct += hits
         per_fold.append(hits / int(test.sum()))
@@ -192,25 +246,25 @@ def ridge_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
         "classes": [str(c) for c in classes],
         "per_class": {str(c): float(hits_per_class[k] / counts[k])
                       for k, c in enumerate(classes)},
+        "method": method,
         "folds": len(per_fold),
         "cv": cv,
         "per_fold": per_fold,
     }
 
 
-def _choose_alpha(x, y, groups, n_classes, alphas) -> float:
-    alphas = list(alphas)
-    if len(alphas) == 1 or len(np.unique(groups)) < 2:
-        return alphas[len(alphas) // 2]
-    hits = np.zeros(len(alphas))
+def _choose_strength(train_models, x, y, groups, n_classes, strengths) -> float:
+    if len(strengths) == 1 or len(np.unique(groups)) < 2:
+        return strengths[len(strengths) // 2]
+    hits = np.zeros(len(strengths))
     for test in _group_folds(groups, 3):
-        models = _ridge_train(x[~test], y[~test], n_classes, alphas)
-        hits += [(_ridge_predict(m, x[test]) == y[test]).sum() for m in models]
-    return alphas[int(np.argmax(hits))]
+        models = train_models(x[~test], y[~test], n_classes, strengths)
+        hits += [(_linear_predict(m, x[test]) == y[test]).sum() for m in models]
+    return strengths[int(np.argmax(hits))]
 
 
 def responsiveness(images: np.ndarray, states: Sequence[str], groups: Sequence, *,
-                   size: int = 16, max_folds: int = 5) -> dict:
+                   size: int = 16, method: str = "ridge", max_folds: int = 5) -> dict:
     """Can a linear probe on the paintings recover the brain state?
 
     Parameters
@@ -223,13 +277,16 @@ def responsiveness(images: np.ndarray, states: Sequence[str], groups: Sequence, 
         The recording of each frame: folds are split by it.
     size : int
         Side of the downsampled pixels the probe sees.
+    method : str
+        The linear probe, ``'ridge'`` or ``'lda'`` (see :func:`linear_probe`).
 
     Returns
     -------
     dict
-        See :func:`ridge_probe`; plus ``goal`` and ``passed``.
+        See :func:`linear_probe`; plus ``goal`` and ``passed``.
     """
-    result = ridge_probe(image_features(images, size), states, groups, max_folds=max_folds)
+    result = linear_probe(image_features(images, size), states, groups, method=method,
+                          max_folds=max_folds)
     goal = GOALS["responsiveness"]["accuracy"]
     result.update(goal=goal, passed=bool(result["accuracy"] >= goal))
     return result
@@ -618,6 +675,7 @@ def evaluate_encoder(
     n_random: int = 1024,
     coverage_reference: tuple[list, list] | None = None,
     probe_size: int = 16,
+    probe: str = "ridge",
     store_recordings: Sequence[int] | None = None,
     seed: int = 0,
     batch: int = 16,
@@ -655,6 +713,11 @@ def evaluate_encoder(
         Random sets from :func:`random_sets` at the frames' size, to measure several encoders
         of one generator against the same ruler (default: drawn here, 5 sets of
         ``n_random``).
+    probe : str
+        The linear probe whose accuracy is ``responsiveness`` (``'ridge'`` or ``'lda'``).
+        Every probe in ``PROBES`` is also run, on the paintings and on the features behind
+        them: ``responsiveness['by_probe'][name]`` holds ``accuracy``, ``ceiling`` and
+        ``per_class``.
 
     Returns
     -------
@@ -666,6 +729,8 @@ def evaluate_encoder(
     from datasets.eeg import EEGStore
 
     check_encoder(encoder, G)
+    if probe not in PROBES:
+        raise NeuropaintError(f"unknown probe {probe!r}; valid: {', '.join(PROBES)}.")
     fps = check_positive(fps, "fps")
     tau = check_positive(tau, "tau")
     motion = MotionConfig(tau=tau)
@@ -710,11 +775,20 @@ def evaluate_encoder(
                               f"recordings need state annotations (e.g. from "
                               f"eeg.synthetic.make_raw).")
     images = synthesize(G, ws, batch=batch)
-    probe = responsiveness(images[settled], states[settled], groups[settled], size=probe_size)
     features = np.concatenate([smoothed_features(s[5][k], s[3][k], motion)
                                for s, k in zip(per_session, keep, strict=True)])
-    ceiling = ridge_probe(features[settled], states[settled], groups[settled])
-    probe["ceiling"] = ceiling["accuracy"]
+    by_probe = {}
+    for method in PROBES:
+        painted = responsiveness(images[settled], states[settled], groups[settled],
+                                 size=probe_size, method=method)
+        ceiling = linear_probe(features[settled], states[settled], groups[settled],
+                               method=method)
+        painted["ceiling"] = ceiling["accuracy"]
+        by_probe[method] = painted
+    readback = dict(by_probe[probe])
+    readback["by_probe"] = {method: {"accuracy": r["accuracy"], "ceiling": r["ceiling"],
+                                     "per_class": r["per_class"]}
+                            for method, r in by_probe.items()}
     cover = coverage(G, ws, images, n=n_random, seed=seed, batch=batch,
                      reference=coverage_reference)
     smooth = smoothness(images, states, times, settle_s=settle_s, groups=groups)
@@ -725,7 +799,7 @@ def evaluate_encoder(
         unit="RMS pixel change (0-1 scale); *_w: RMS change of ws", goal=goal,
         passed=bool(smooth["ratio"] is not None and smooth["ratio"] >= goal))
     return {
-        "responsiveness": probe,
+        "responsiveness": readback,
         "coverage": cover,
         "smoothness": smooth,
         "sessions": [s[0] for s in per_session],

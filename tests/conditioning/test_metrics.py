@@ -16,8 +16,8 @@ from conditioning.metrics import (
     evaluate_encoder,
     image_features,
     json_ready,
+    linear_probe,
     responsiveness,
-    ridge_probe,
     settled_mask,
     sliced_wasserstein_vectors,
     smoothness,
@@ -55,7 +55,7 @@ def test_probe_separates_separable_states_and_not_random_ones():
     assert result["cv"] == "by_recording" and result["folds"] == 3
     assert result["chance"] == 0.25 and result["classes"] == sorted(STATES)
     shuffled = rng.permutation(np.asarray(states))
-    assert ridge_probe(image_features(images), shuffled, groups)["accuracy"] < 0.5
+    assert linear_probe(image_features(images), shuffled, groups)["accuracy"] < 0.5
 
 
 def test_probe_reports_which_state_it_confuses():
@@ -65,16 +65,32 @@ def test_probe_reports_which_state_it_confuses():
     images = np.concatenate([_coloured_frames(rng, colours, per_state=20) for _ in range(4)])
     states = [s for s in STATES for _ in range(20)] * 4
     groups = np.repeat(np.arange(4), 80)
-    per_class = ridge_probe(image_features(images), states, groups)["per_class"]
+    per_class = linear_probe(image_features(images), states, groups)["per_class"]
     assert per_class["focused"] == 1.0 and per_class["drowsy"] == 1.0
     assert per_class["neutral"] + per_class["eyes_closed"] < 1.5
+
+
+def test_lda_probe_reads_a_state_that_lies_between_the_others():
+    # Three states on one axis (means -3, 0, +3): regression onto class indicators masks the
+    # middle one (no indicator's fit is highest there); discriminant analysis does not.
+    rng = np.random.default_rng(3)
+    states = np.repeat(["low", "middle", "high"], 60)
+    centre = np.repeat([-3.0, 0.0, 3.0], 60)
+    features = np.column_stack([centre + rng.normal(0, 0.5, 180), rng.normal(0, 1, (180, 4))])
+    groups = np.tile(np.arange(6), 30)
+    ridge = linear_probe(features, states, groups, method="ridge")
+    lda = linear_probe(features, states, groups, method="lda")
+    assert ridge["per_class"]["middle"] < 0.5 and ridge["method"] == "ridge"
+    assert lda["per_class"]["middle"] > 0.9 and lda["accuracy"] > 0.95
+    with pytest.raises(NeuropaintError, match=r"unknown probe 'svm'; valid: ridge, lda"):
+        linear_probe(features, states, groups, method="svm")
 
 
 def test_probe_with_one_recording_falls_back_to_time_blocks(caplog):
     rng = np.random.default_rng(1)
     images = _coloured_frames(rng, [(0, 0, 0), (255, 255, 255)] * 3, per_state=5)
     states = ["a"] * 5 + ["b"] * 5
-    result = ridge_probe(image_features(images), states * 3, [0] * 30)
+    result = linear_probe(image_features(images), states * 3, [0] * 30)
     assert result["cv"] == "blocked" and result["accuracy"] == 1.0
     assert "one recording only" in caplog.text
 
@@ -178,7 +194,7 @@ def test_smoothness_and_settling_respect_recordings_and_unlabelled_frames():
 
 def test_bad_metric_inputs_are_clear_errors():
     with pytest.raises(NeuropaintError, match=r"a probe needs at least 2 states"):
-        ridge_probe(np.zeros((4, 3)), ["a"] * 4, [0, 0, 1, 1])
+        linear_probe(np.zeros((4, 3)), ["a"] * 4, [0, 0, 1, 1])
     with pytest.raises(NeuropaintError, match=r"'images' must be uint8 frames \[N, H, W, 3\]"):
         image_features(np.zeros((2, 3, 16, 16), np.float32))
     with pytest.raises(NeuropaintError, match=r"must be non-empty \[N, dim\] sets of one dim"):
@@ -211,6 +227,9 @@ def test_evaluate_encoder_reports_all_three_with_goals(tiny):
     probe, cover, smooth = result["responsiveness"], result["coverage"], result["smoothness"]
     assert probe["cv"] == "by_recording" and probe["classes"] == ["eyes_closed", "neutral"]
     assert 0.0 <= probe["accuracy"] <= 1.0 and probe["goal"] == 0.9
+    assert probe["method"] == "ridge" and set(probe["by_probe"]) == {"ridge", "lda"}
+    assert probe["by_probe"]["ridge"]["accuracy"] == probe["accuracy"]
+    assert all(0.0 <= b["ceiling"] <= 1.0 for b in probe["by_probe"].values())
     assert cover["n"] == 32 and cover["image_ratio"] > 0 and cover["goal"] == 1.2
     assert smooth["n_switches"] == 4 and smooth["ratio"] > 0 and smooth["goal"] == 5.0
     assert smooth["ratio_w"] > 0 and "RMS pixel" in smooth["unit"]
@@ -230,6 +249,8 @@ def test_evaluate_encoder_refuses_what_it_cannot_measure(tiny):
         evaluate_encoder(encoder, G, raws, calibration_s=30.0, n_random=8)
     with pytest.raises(NeuropaintError, match=r"no recordings to evaluate on"):
         evaluate_encoder(encoder, G, [], n_random=8)
+    with pytest.raises(NeuropaintError, match=r"unknown probe 'svm'"):
+        evaluate_encoder(encoder, G, raws, probe="svm", n_random=8)
 
 
 def test_evaluate_encoder_reads_an_eeg_store(tiny, eeg_store):
