@@ -17,7 +17,7 @@ discriminant analysis, which does not mask a state that lies between the others 
 ``neutral`` does here), so the two together tell the probe's limit from the features'.
 
 Prints one JSON line per setting and probe, with the recall of each state. Run:
-``python benchmarks/feature_ceiling.py`` (about 2 minutes on a 2-core CPU).
+``python benchmarks/feature_ceiling.py`` (under a minute on a 2-core CPU).
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Three questions, each with a goal (see ``GOALS``), measured on recordings with a
 states (held-out synthetic sessions from :func:`eeg.synthetic.make_raw`, or real ones):
 
 - **responsiveness**: can the state be read back from the paintings? A linear probe (ridge
-  classifier, closed form, regularisation chosen by inner cross-validation) on image features
-  (each frame area-downsampled to 16 x 16 RGB, standardised) is cross-validated **by
-  recording** (a recording's frames are never on both sides), on frames painted in a settled
-  state. Goal: accuracy >= 0.9 with 4 states. Its **ceiling** is the same probe on the EEG
+  classifier by default, or shrinkage LDA, which does not mask a state lying between the
+  others: :func:`linear_probe`; closed form, regularisation chosen by inner cross-validation)
+  on image features (each frame area-downsampled to 16 x 16 RGB, standardised) is
+  cross-validated **by recording** (a recording's frames are never on both sides), on frames
+  painted in a settled state. Goal: accuracy >= 0.9 with 4 states. Its **ceiling** is the same probe on the EEG
   feature rows behind the same frames (each recording standardised by its own baseline,
   followed by the same motion): what the features carry at this window and time constant.
   A painting can hardly carry more; the gap between the two is what the encoder and the
