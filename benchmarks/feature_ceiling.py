@@ -36,6 +36,7 @@ from conditioning.metrics import GOALS, PROBES, linear_probe, settled_mask, smoo
 from datasets.eeg import row_labels
 from eeg.features import FeatureSpec, extract
 from live.motion import MotionConfig
+from neuropaint.validate import NeuropaintError, check_option
 
 
 def floats(text: str) -> list[float]:
@@ -79,20 +80,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # MNE's notes on filtering short synthetic recordings
     try:
-        grid = list(itertools.product(floats(args.windows), [int(v) for v in floats(args.segments)],
+        grid = list(itertools.product(floats(args.windows),
+                                      [int(v) for v in floats(args.segments)],
                                       floats(args.taus)))
         specs = {(w, n): FeatureSpec(window=w, n_segments=n) for w, n, _ in grid}
         if not grid or min(tau for *_, tau in grid) <= 0:
             raise ValueError("the lists must be non-empty and the taus positive")
-        probes = [v.strip() for v in args.probes.split(",") if v.strip()]
-        unknown = sorted(set(probes) - set(PROBES))
-        if not probes or unknown:
-            raise ValueError(f"--probes: unknown {', '.join(unknown) or 'empty list'}; "
-                             f"valid: {', '.join(PROBES)}")
+        probes = [check_option(v.strip(), "probes", PROBES)
+                  for v in args.probes.split(",") if v.strip()]
+        if not probes:
+            raise ValueError("'probes' must name at least one probe")
     except ValidationError as error:
         first = error.errors()[0]
         parser.error(f"FeatureSpec {first['loc'][0]}: {first['msg']}")
-    except ValueError as error:
+    except (ValueError, NeuropaintError) as error:
         parser.error(str(error))
     raws = [synthetic_session(k, args.seed + HELD_OUT_SEED, args) for k in range(args.sessions)]
     for window, n_segments, tau in grid:

@@ -8,14 +8,14 @@ states (held-out synthetic sessions from :func:`eeg.synthetic.make_raw`, or real
   others: :func:`linear_probe`; closed form, regularisation chosen by inner cross-validation)
   on image features (each frame area-downsampled to 16 x 16 RGB, standardised) is
   cross-validated **by recording** (a recording's frames are never on both sides), on frames
-  painted in a settled state. Goal: accuracy >= 0.9 with 4 states. Its **ceiling** is the same probe on the EEG
-  feature rows behind the same frames (each recording standardised by its own baseline,
-  followed by the same motion): what the features carry at this window and time constant.
-  A painting can hardly carry more; the gap between the two is what the encoder and the
-  generator lose (``benchmarks/feature_ceiling.py`` measures the ceiling alone for other
-  windows and time constants). The probe learns from the other recordings only, so it needs
-  several: with 2 training recordings a probe on the features themselves scored 0.73, with 7
-  0.81.
+  painted in a settled state. Goal: accuracy >= 0.9 with 4 states. Its **ceiling** is the
+  same probe on the EEG feature rows behind the same frames (each recording standardised by
+  its own baseline, followed by the same motion): what the features carry at this window and
+  time constant. A painting can hardly carry more; the gap between the two is what the
+  encoder and the generator lose (``benchmarks/feature_ceiling.py`` measures the ceiling
+  alone for other windows and time constants). The probe learns from the other recordings
+  only, so it needs several: with 2 training recordings a probe on the features themselves
+  scored 0.73, with 7 0.81.
 - **coverage**: do EEG-driven latents land where the generator's own live? Sliced
   Wasserstein distance (SWD) between encoded ``w`` (every layer's w, pooled, standardised by
   the random set's statistics) and mapping-network ``w`` of random ``z``; and the SWD between
@@ -62,7 +62,7 @@ import torch.nn.functional as F
 
 from eeg.features import FeatureFrame
 from live.motion import MotionConfig
-from neuropaint.validate import NeuropaintError, check_int, check_positive
+from neuropaint.validate import NeuropaintError, check_int, check_option, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -206,9 +206,7 @@ def linear_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
         ``per_class`` (the share of each class's samples recognised, i.e. its recall),
         ``method``, ``folds``, ``cv`` ('by_recording' or 'blocked'), ``per_fold``.
     """
-    if method not in PROBES:
-        raise NeuropaintError(f"unknown probe {method!r}; valid: {', '.join(PROBES)}.")
-    train_models, grid = PROBES[method]
+    train_models, grid = PROBES[check_option(method, "method", PROBES)]
     strengths = list(grid if strengths is None else strengths)
     x = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels)
@@ -730,8 +728,7 @@ def evaluate_encoder(
     from datasets.eeg import EEGStore
 
     check_encoder(encoder, G)
-    if probe not in PROBES:
-        raise NeuropaintError(f"unknown probe {probe!r}; valid: {', '.join(PROBES)}.")
+    check_option(probe, "probe", PROBES)
     fps = check_positive(fps, "fps")
     tau = check_positive(tau, "tau")
     motion = MotionConfig(tau=tau)

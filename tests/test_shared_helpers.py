@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from typing import Literal
 
 import pytest
@@ -175,10 +177,11 @@ def test_a_signal_that_comes_while_the_main_thread_holds_a_lock_still_stops():
     assert proc.stdout.strip() == "stopped three times"
 
 
-def test_stop_on_signals_restores_the_previous_handlers():
+def test_stop_on_signals_calls_on_stop_and_restores_the_previous_handler():
     before = signal.getsignal(signal.SIGINT)
-    calls = []
-    with stop_on_signals(lambda: calls.append(1), (signal.SIGINT,)):
+    called = threading.Event()
+    with stop_on_signals(called.set, (signal.SIGINT,)):
         assert signal.getsignal(signal.SIGINT) is not before
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the block handles it
+        assert called.wait(5)
     assert signal.getsignal(signal.SIGINT) is before
-    assert calls == []

@@ -82,7 +82,7 @@ def test_lda_probe_reads_a_state_that_lies_between_the_others():
     lda = linear_probe(features, states, groups, method="lda")
     assert ridge["per_class"]["middle"] < 0.5 and ridge["method"] == "ridge"
     assert lda["per_class"]["middle"] > 0.9 and lda["accuracy"] > 0.95
-    with pytest.raises(NeuropaintError, match=r"unknown probe 'svm'; valid: ridge, lda"):
+    with pytest.raises(NeuropaintError, match=r"'method' must be one of 'ridge', 'lda', got 'svm'"):
         linear_probe(features, states, groups, method="svm")
 
 
@@ -249,7 +249,7 @@ def test_evaluate_encoder_refuses_what_it_cannot_measure(tiny):
         evaluate_encoder(encoder, G, raws, calibration_s=30.0, n_random=8)
     with pytest.raises(NeuropaintError, match=r"no recordings to evaluate on"):
         evaluate_encoder(encoder, G, [], n_random=8)
-    with pytest.raises(NeuropaintError, match=r"unknown probe 'svm'"):
+    with pytest.raises(NeuropaintError, match=r"'probe' must be one of 'ridge', 'lda', got 'svm'"):
         evaluate_encoder(encoder, G, raws, probe="svm", n_random=8)
 
 
