@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from conditioning.metrics import GOALS, PROBES, linear_probe, settled_mask, smoothed_features
 from datasets.eeg import row_labels
 from eeg.features import FeatureSpec, extract
-from live.motion import MotionConfig
+from conditioning.motion import MotionConfig
 from neuropaint.validate import NeuropaintError, check_option
 
 

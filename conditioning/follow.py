@@ -15,7 +15,7 @@ session re-renders as it looked live:
    encoded to a target ``ws``; when it is not clean (non-finite samples or a ``BAD*`` span
    in its window: blinks, saturation, a dead channel) there is no target and the last good
    latent is held (artifact gating);
-4. :class:`live.motion.WMotion` follows the target smoothly.
+4. :class:`conditioning.motion.WMotion` follows the target smoothly.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 
 from conditioning.encoder import take_features
 from eeg.features import FeatureFrame
-from live.motion import MotionConfig, WMotion
+from conditioning.motion import MotionConfig, WMotion
 from neuropaint.validate import NeuropaintError, check_positive
 
 logger = logging.getLogger(__name__)

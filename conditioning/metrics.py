@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from eeg.features import FeatureFrame
-from live.motion import MotionConfig
+from conditioning.motion import MotionConfig
 from neuropaint.validate import NeuropaintError, check_int, check_option, check_positive
 
 logger = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def smoothed_features(features: np.ndarray, times: np.ndarray,
 
     NaN rows (before the first feature row) read as the baseline (0).
     """
-    from live.motion import WMotion
+    from conditioning.motion import WMotion
 
     x = np.asarray(features, dtype=np.float64)
     finite = np.isfinite(x).all(axis=1)
@@ -682,7 +682,7 @@ def evaluate_encoder(
     """Responsiveness, coverage and smoothness of an encoder on annotated recordings.
 
     Each recording is painted as the live loop would (online features, a calibration
-    period on a fresh copy of the encoder, artifact gating, :class:`live.motion.WMotion`
+    period on a fresh copy of the encoder, artifact gating, :class:`conditioning.motion.WMotion`
     with time constant ``tau``) at ``fps`` frames per second; the calibration frames are left
     out. Stored feature rows (an EEG store) were computed from cleaned recordings, so they
     differ a little from what a live stream gives.

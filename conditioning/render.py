@@ -17,7 +17,7 @@ frame shows. Then, exactly as live:
 - a clean row is encoded to a target ``ws``; a row that is not clean (non-finite samples in
   its window, or a ``BAD*`` annotation over it) gives no target, so the last good latent is
   held (artifact gating);
-- :class:`live.motion.WMotion` (the one implementation of motion in W) follows the target;
+- :class:`conditioning.motion.WMotion` (the one implementation of motion in W) follows the target;
 - ``generator.synthesis(ws, noise_mode='const')`` paints the frame.
 
 Outputs in ``OUT``: the frames (PNG files, or an animated GIF/WebP, or an mp4 when ffmpeg is
@@ -53,7 +53,7 @@ from eeg.io import read_raw
 from eeg.online import OnlineProcessor
 from gan.checkpoint import load_generator
 from gan.generate import render_ws, save_animation
-from live.motion import MotionConfig
+from conditioning.motion import MotionConfig
 from neuropaint.atomic import atomic_open, atomic_path
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config, check_int, check_positive

@@ -1,7 +1,7 @@
 """The output map: painted ``w`` moved onto the generator's own W distribution.
 
 What the live loop paints is not the encoder's output row by row but its motion-smoothed
-path (:class:`live.motion.WMotion`): smoothing removes the fast part of the encoded ``w``'s
+path (:class:`conditioning.motion.WMotion`): smoothing removes the fast part of the encoded ``w``'s
 spread, and the distribution term of training matches rows, not paths. Measured on the
 fidelity benchmark's tiny generator, the painted ws of an align encoder spread six times wider
 than the mapping network's along a few directions and far narrower along the rest.
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from conditioning.encoder import GROUPS, Encoder
-from live.motion import MotionConfig, WMotion
+from conditioning.motion import MotionConfig, WMotion
 from neuropaint.validate import NeuropaintError, check_positive
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def painted_group_ws(encoder: Encoder, normalized: np.ndarray, recording: np.nda
     """Group ws ``[N, 3, w_dim]`` along each recording's motion-smoothed path.
 
     Rows must be in time order within each recording. Each recording's path starts at rest
-    at its first target and follows its rows with :class:`live.motion.WMotion` (time
+    at its first target and follows its rows with :class:`conditioning.motion.WMotion` (time
     constant ``tau``, no drift), stepping by the rows' own time differences.
     """
     tau = check_positive(tau, "tau")

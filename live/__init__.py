@@ -5,7 +5,7 @@
 - :mod:`live.simulate`: ``python -m live.simulate``, the simulated headset of the demo and
   the tests (synthetic brain states or a recording, on a real LSL outlet).
 - :mod:`live.engine`: :class:`~live.engine.Engine`, source -> ``eeg.online`` ->
-  ``conditioning.follow`` (encoder, calibration, artifact gating, :mod:`live.motion`) ->
+  ``conditioning.follow`` (encoder, calibration, artifact gating, :mod:`conditioning.motion`) ->
   generator -> sinks, at a steady frame rate with measured frame ages.
 - :mod:`live.viewer`: the web page with the painting, band meters, fps and latency.
 - :mod:`live.record` / :mod:`live.replay`: sessions recorded as they happen, re-rendered later.

@@ -6,7 +6,7 @@ One frame of the loop (:meth:`Engine.render_frame`)::
       -> eeg.online.OnlineProcessor    causal filters and features, built from the encoder's spec
       -> conditioning.follow.LatentFollower
                                        calibration, artifact gating, encoder -> target ws,
-                                       live.motion.WMotion (a smooth path through W)
+                                       conditioning.motion.WMotion (a smooth path through W)
       -> generator.synthesis           the painting (constant noise: a still EEG, a still image)
       -> upscale                       to the output size (bicubic, or a gan.upscale model)
       -> sinks                         viewer, numbered frames, session recording
@@ -50,7 +50,7 @@ from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
 from gan.train import to_uint8
-from live.motion import MotionConfig
+from conditioning.motion import MotionConfig
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from live.engine import Engine, EngineConfig
-from live.motion import MotionConfig
+from conditioning.motion import MotionConfig
 from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals

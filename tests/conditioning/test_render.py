@@ -23,7 +23,7 @@ from eeg.synthetic import make_raw
 from gan.checkpoint import load_generator, save_snapshot
 from gan.presets import get_preset
 from gan.train import build_networks
-from live.motion import MotionConfig
+from conditioning.motion import MotionConfig
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
 

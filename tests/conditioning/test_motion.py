@@ -1,4 +1,4 @@
-"""live.motion: the critically damped follow through W, its drift and its clamp."""
+"""conditioning.motion: the critically damped follow through W, its drift and its clamp."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from live.motion import TAU_TO_OMEGA, MotionConfig, WMotion
+from conditioning.motion import TAU_TO_OMEGA, MotionConfig, WMotion
 from neuropaint.validate import NeuropaintError, build_config
 
 NUM_WS, W_DIM = 4, 8
