@@ -11,11 +11,22 @@ float64 timestamp and ``n_channels`` float32 samples in volts. A record cut shor
 ignored on reading. Timestamps are kept (LSL's clock of the recording machine); a jump between
 successive samples longer than :data:`GAP_S` becomes a ``BAD_gap`` annotation (the stream
 stalled), so features across it are not trusted.
+
+Labelled spans (the blocks of a guided calibration, ``python -m live.calibrate``) go into a
+small CSV beside the file, ``eeg.npeeg`` -> ``eeg.annotations.csv`` (:func:`annotations_path`):
+a header line ``lsl_time,duration,description``, then one line per span, appended and flushed
+as each span ends. Onsets are on the samples' own clock (LSL time), so a writer never needs to
+know where the recording starts; the reader places each span on the Raw's time axis by the
+first and last sample inside it (a stall inside a span shortens it, it does not shift it) and
+leaves out a span that holds no sample, and a last line cut short by a crash.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -24,11 +35,18 @@ import numpy as np
 
 from neuropaint.validate import NeuropaintError
 
-__all__ = ["GAP_S", "MAGIC", "NpeegWriter", "read_npeeg", "record_dtype"]
+__all__ = ["ANNOTATION_COLUMNS", "GAP_S", "MAGIC", "NpeegWriter", "annotations_path",
+           "read_npeeg", "record_dtype"]
 
 MAGIC = b"NPEEG1\n\0"
 GAP_S = 0.25  # A jump between successive timestamps longer than this is a gap.
 _MAX_HEADER = 1 << 20
+ANNOTATION_COLUMNS = ("lsl_time", "duration", "description")
+
+
+def annotations_path(path: str | Path) -> Path:
+    """The labelled spans of a ``.npeeg`` file: ``eeg.npeeg`` -> ``eeg.annotations.csv``."""
+    return Path(path).with_suffix(".annotations.csv")
 
 
 def record_dtype(n_channels: int) -> np.dtype:
@@ -61,9 +79,13 @@ class NpeegWriter:
         self.dtype = record_dtype(len(self.ch_names))
         header = json.dumps({"ch_names": self.ch_names, "sfreq": float(sfreq), "units": "V",
                              "clock": "lsl", "meta": meta or {}}).encode()
+        if annotations_path(self.path).exists():
+            raise NeuropaintError(f"{annotations_path(self.path)} already exists; it would label "
+                                  f"the new recording (nothing was overwritten).")
         self._fh = open(self.path, "xb")
         self._fh.write(MAGIC + struct.pack("<I", len(header)) + header)
         self._fh.flush()
+        self._annotations = None  # Opened at the first annotate().
         self.n_samples = 0
 
     def append(self, data: np.ndarray, times: np.ndarray) -> None:
@@ -79,6 +101,29 @@ class NpeegWriter:
         self._fh.write(records.tobytes())
         self.n_samples += len(times)
 
+    def annotate(self, lsl_time: float, duration: float, description: str) -> None:
+        """Label the span ``[lsl_time, lsl_time + duration)`` (seconds on the samples' clock).
+
+        Written and flushed at once, into :func:`annotations_path`; ``read_npeeg`` turns it
+        into an annotation of the Raw. The span may reach beyond the samples written so far.
+        """
+        if not (isinstance(lsl_time, int | float) and math.isfinite(lsl_time)):
+            raise NeuropaintError(f"'lsl_time' must be a finite number, got {lsl_time!r}.")
+        if not (isinstance(duration, int | float) and math.isfinite(duration)
+                and duration >= 0):
+            raise NeuropaintError(f"'duration' must be a non-negative number, got "
+                                  f"{duration!r}.")
+        if not isinstance(description, str) or not description.strip() or any(
+                c in description for c in "\r\n"):
+            raise NeuropaintError(f"'description' must be a non-empty one-line string, got "
+                                  f"{description!r}.")
+        if self._annotations is None:
+            self._annotations = open(annotations_path(self.path), "x", newline="")
+            csv.writer(self._annotations, lineterminator="\n").writerow(ANNOTATION_COLUMNS)
+        csv.writer(self._annotations, lineterminator="\n").writerow(
+            [f"{float(lsl_time):.6f}", f"{float(duration):.6f}", description])
+        self._annotations.flush()
+
     def flush(self) -> None:
         """Hand what was appended to the operating system (survives a killed process)."""
         self._fh.flush()
@@ -87,6 +132,8 @@ class NpeegWriter:
         if not self._fh.closed:
             self._fh.flush()
             self._fh.close()
+        if self._annotations is not None and not self._annotations.closed:
+            self._annotations.close()
 
 
 def _read_header(fh, path: Path) -> dict:
@@ -109,7 +156,8 @@ def _read_header(fh, path: Path) -> dict:
 
 
 def read_npeeg(path: str | Path, *, verbose=None) -> mne.io.RawArray:
-    """A ``.npeeg`` file as an MNE Raw (volts; ``BAD_gap`` where the stream stalled).
+    """A ``.npeeg`` file as an MNE Raw (volts; ``BAD_gap`` where the stream stalled, and the
+    labelled spans of :func:`annotations_path` when that file exists).
 
     The Raw's ``info['description']`` holds the first sample's timestamp as
     ``"lsl_t0=<seconds>"``; ``raw.times + t0`` are the samples' own clock.
@@ -130,8 +178,33 @@ def read_npeeg(path: str | Path, *, verbose=None) -> mne.io.RawArray:
     info["description"] = f"lsl_t0={float(times[0])!r}"
     raw = mne.io.RawArray(data, info, verbose=verbose)
     jumps = np.flatnonzero(np.diff(times) > GAP_S)
-    if len(jumps):
-        onsets = (jumps + 1) / sfreq
-        durations = np.full(len(jumps), 1.0 / sfreq)
-        raw.set_annotations(mne.Annotations(onsets, durations, ["BAD_gap"] * len(jumps)))
+    onsets = list((jumps + 1) / sfreq)
+    durations = [1.0 / sfreq] * len(jumps)
+    descriptions = ["BAD_gap"] * len(jumps)
+    for start, stop, description in _read_spans(annotations_path(path), times):
+        onsets.append(start / sfreq)
+        durations.append((stop - start) / sfreq)
+        descriptions.append(description)
+    if onsets:
+        raw.set_annotations(mne.Annotations(onsets, durations, descriptions))
     return raw
+
+
+def _read_spans(path: Path, times: np.ndarray) -> list[tuple[int, int, str]]:
+    """``(first sample, end sample, description)`` of each labelled span holding samples."""
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):  # The last line was cut short by a crash: leave it out.
+        text = text[: text.rfind("\n") + 1]
+    spans = []
+    for row in csv.DictReader(io.StringIO(text)):
+        try:
+            onset, duration = float(row["lsl_time"]), float(row["duration"])
+            description = row["description"]
+        except (KeyError, TypeError, ValueError):
+            raise NeuropaintError(f"{path} has a damaged line: {row!r}.") from None
+        start, stop = np.searchsorted(times, [onset, onset + duration])
+        if stop > start and description:
+            spans.append((int(start), int(stop), description))
+    return spans

@@ -15,6 +15,11 @@ Everything is appended and flushed at least every ``flush_s`` seconds (default 0
 process killed with SIGKILL loses at most that much; ``session.json`` is rewritten atomically
 when the session ends (``ended`` stays null after a crash, and the readers cope: they take
 whole records only).
+
+A guided calibration (``python -m live.calibrate``) records with :class:`CalibrationRecorder`:
+the same ``eeg.npeeg``, its labelled blocks in ``eeg.annotations.csv`` (see :mod:`eeg.npeeg`;
+``read_raw(DIR).annotations`` has them), and a ``session.json`` of kind
+``neuropaint-calibration-session`` with the schedule; no frames.
 """
 
 from __future__ import annotations
@@ -33,11 +38,23 @@ from neuropaint.validate import NeuropaintError, check_positive, read_manifest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMAT_VERSION", "FRAME_COLUMNS", "SessionRecorder", "read_session"]
+__all__ = ["CALIBRATION_KIND", "FORMAT_VERSION", "FRAME_COLUMNS", "CalibrationRecorder",
+           "SessionRecorder", "read_session"]
 
 FORMAT_VERSION = 1
 FRAME_COLUMNS = ("frame", "time", "eeg_time", "age_ms", "signal", "valid", "calibrating")
 SESSION_NAME = "session.json"
+CALIBRATION_KIND = "neuropaint-calibration-session"
+
+
+def _new_folder(folder: str | Path) -> Path:
+    """``folder``, created; an existing non-empty one is refused (nothing is overwritten)."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise NeuropaintError(f"{folder} already exists and is not empty; choose a new "
+                              f"--record folder (nothing was overwritten).")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class SessionRecorder:
@@ -59,11 +76,7 @@ class SessionRecorder:
 
     def __init__(self, folder: str | Path, meta, *, num_ws: int, w_dim: int,
                  about: dict | None = None, flush_s: float = 0.5):
-        self.folder = Path(folder)
-        if self.folder.exists() and (not self.folder.is_dir() or any(self.folder.iterdir())):
-            raise NeuropaintError(f"{self.folder} already exists and is not empty; choose a new "
-                                  f"--record folder (nothing was overwritten).")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = _new_folder(folder)
         self.flush_s = check_positive(flush_s, "flush_s")
         self.shape = (int(num_ws), int(w_dim))
         stream = meta.model_dump() if hasattr(meta, "model_dump") else dict(meta)
@@ -124,6 +137,76 @@ class SessionRecorder:
         write_json(self.folder / SESSION_NAME, self.session)
         logger.info("session recorded in %s (%d samples, %d frames)", self.folder,
                     self.eeg.n_samples, self.n_frames)
+
+
+class CalibrationRecorder:
+    """The EEG of a guided calibration and its labelled blocks, written as they happen.
+
+    Parameters
+    ----------
+    folder : str | Path
+        Created; an existing non-empty folder is refused.
+    meta : live.source.StreamMeta
+        The stream recorded.
+    about : dict
+        The schedule, states and instructions to keep in ``session.json``.
+    flush_s : float
+        Longest time between flushes of the EEG (each block is flushed as it is labelled).
+    """
+
+    def __init__(self, folder: str | Path, meta, *, about: dict | None = None,
+                 flush_s: float = 0.5):
+        self.folder = _new_folder(folder)
+        self.flush_s = check_positive(flush_s, "flush_s")
+        stream = meta.model_dump() if hasattr(meta, "model_dump") else dict(meta)
+        self.session = {
+            "kind": CALIBRATION_KIND, "format_version": FORMAT_VERSION, "stream": stream,
+            **(about or {}), "blocks": [],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ended": None, "n_samples": None,
+        }
+        write_json(self.folder / SESSION_NAME, self.session)
+        self.eeg = NpeegWriter(self.folder / "eeg.npeeg", list(meta.ch_names), meta.sfreq,
+                               meta={"stream": stream})
+        self.first_time: float | None = None  # LSL time of the first sample written
+        self.last_time: float | None = None
+        self._last_flush = time.monotonic()
+        self._closed = False
+
+    @property
+    def n_samples(self) -> int:
+        return self.eeg.n_samples
+
+    def write_eeg(self, data: np.ndarray, times: np.ndarray) -> None:
+        """Raw samples (volts) as they arrive from the source."""
+        if len(times) == 0:
+            return
+        self.eeg.append(data, times)
+        if self.first_time is None:
+            self.first_time = float(times[0])
+        self.last_time = float(times[-1])
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_s:
+            self.eeg.flush()
+            self._last_flush = now
+
+    def label(self, state: str, start: float, stop: float, *, complete: bool) -> None:
+        """Label the block ``[start, stop)`` (LSL times) with ``state``; flushed at once."""
+        self.eeg.flush()
+        self.eeg.annotate(start, max(0.0, stop - start), state)
+        self.session["blocks"].append({"state": state, "lsl_time": round(start, 6),
+                                       "duration": round(max(0.0, stop - start), 6),
+                                       "complete": complete})
+        write_json(self.folder / SESSION_NAME, self.session)
+
+    def close(self, **about) -> None:
+        """Flush and close; ``about`` is added to ``session.json`` (how the calibration ended)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.eeg.close()
+        self.session.update(about, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            n_samples=self.eeg.n_samples)
+        write_json(self.folder / SESSION_NAME, self.session)
 
 
 def read_session(folder: str | Path) -> tuple[dict, list[dict], np.ndarray]:
