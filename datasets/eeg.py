@@ -3,7 +3,8 @@
 ``python -m datasets.eeg build FILES... OUT`` runs :func:`eeg.io.read_raw` ->
 :func:`eeg.preprocess.clean` -> :func:`eeg.features.extract` over each recording and stores,
 per feature row: the features (float32), the time of its newest sample, the recording it
-came from, a state label taken from the recording's annotations (e.g. ``eyes_closed``) and a
+came from, a state label (:mod:`eeg.labels`: from the recording's annotation spans, e.g.
+``eyes_closed``, or from event codes with ``--events``/``--event-window``) and a
 ``valid`` flag (False inside bad spans or where samples were not finite: rows are flagged, not
 dropped). The manifest keeps the FeatureSpec and PreprocessConfig used and each recording's
 clean report. A recording that cannot be used is skipped, with the reason, and the build goes
@@ -17,7 +18,8 @@ trap that inflated early EEG-to-image results (Li et al. 2021, IEEE TPAMI 43:316
 Store layout (a folder)::
 
     manifest.json     format version, feature names, spec, preprocess config, recordings,
-                      labels, skipped files
+                      labels, the label options (events, event window, states), skipped
+                      files
     features.npy      float32 [n_rows, n_features]
     times.npy         float64 [n_rows], seconds from the recording's first sample
     recording.npy     int32   [n_rows], index into manifest["recordings"]
@@ -30,7 +32,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,14 @@ import numpy as np
 
 from eeg.features import FeatureFrame, FeatureSpec, extract
 from eeg.io import read_raw
+from eeg.labels import (
+    check_label_balance,
+    check_label_options,
+    labels_at,
+    parse_event_map,
+    parse_event_window,
+    parse_states,
+)
 from eeg.preprocess import PreprocessConfig, clean
 from neuropaint import __version__
 from neuropaint.atomic import atomic_folder, write_json
@@ -62,30 +72,22 @@ class _Recording:
     meta: dict
 
 
-def row_labels(raw: mne.io.BaseRaw, times: np.ndarray) -> list[str]:
-    """The state label of each row: the longest non-``BAD`` annotation covering its time.
+def row_labels(
+    raw: mne.io.BaseRaw,
+    times: np.ndarray,
+    *,
+    events: Mapping[str, str] | None = None,
+    event_window: Sequence[float] | None = None,
+    states: Iterable[str] | None = None,
+) -> list[str]:
+    """The state label of each row (``""`` for none), as :func:`eeg.labels.labels_at` gives it.
 
-    The longest wins so that a short event inside a state block (a ``blink`` inside
-    ``eyes_closed``) does not replace the state. Rows covered by none get ``""``.
+    By default the shortest annotation with a duration that covers the row's time wins, so a
+    trial marker spanning several cues does not swallow them; ``BAD_*``, ``EDGE_*`` and
+    ``blink`` never label a row. ``events``/``event_window`` label from cue codes instead, and
+    ``states`` keeps only the named states (see :func:`eeg.labels.state_annotations`).
     """
-    annotations = raw.annotations
-    keep = [i for i, d in enumerate(annotations.description)
-            if not d.upper().startswith(("BAD", "EDGE")) and annotations.duration[i] > 0]
-    labels = [UNLABELLED] * len(times)
-    if not keep:
-        return labels
-    sfreq = raw.info["sfreq"]
-    onsets = raw.time_as_index(annotations.onset[keep], use_rounding=True,
-                               origin=annotations.orig_time) / sfreq
-    durations = annotations.duration[keep]
-    best = np.full(len(times), -1.0)
-    for onset, duration, desc in zip(onsets, durations, annotations.description[keep],
-                                     strict=True):
-        inside = (times >= onset) & (times < onset + duration) & (duration > best)
-        best[inside] = duration
-        for i in np.flatnonzero(inside):
-            labels[i] = str(desc)
-    return labels
+    return labels_at(raw, times, events=events, event_window=event_window, states=states)
 
 
 def session_name(path: Path) -> str:
@@ -101,12 +103,18 @@ def session_name(path: Path) -> str:
 
 
 def process_recording(path: Path, spec: FeatureSpec, config: PreprocessConfig,
-                      stream: str | None = None) -> _Recording:
-    """Read, clean and featurise one recording (raises NeuropaintError when it can't)."""
+                      stream: str | None = None, *, events: Mapping[str, str] | None = None,
+                      event_window: Sequence[float] | None = None,
+                      states: Iterable[str] | None = None) -> _Recording:
+    """Read, clean, featurise and label one recording (raises NeuropaintError when it can't).
+
+    ``events``, ``event_window`` and ``states`` choose the labels, as in :func:`row_labels`.
+    """
     raw = read_raw(path, stream=stream, verbose="error")
     cleaned, report = clean(raw, config)
     frame = extract(cleaned, spec)
-    labels = row_labels(cleaned, frame.times)
+    labels = row_labels(cleaned, frame.times, events=events, event_window=event_window,
+                        states=states)
     meta = {
         "path": str(path),
         "session": session_name(path),
@@ -129,14 +137,24 @@ def build(
     stream: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    events: Mapping[str, str] | None = None,
+    event_window: Sequence[float] | None = None,
+    states: Iterable[str] | None = None,
 ) -> dict:
     """Build an EEG feature store from recordings; returns the build report.
 
     The store is written into ``OUT.partial`` and renamed to ``OUT`` at the end, so a build
     that dies half-way never leaves a folder that looks like a complete store.
+
+    Rows are labelled as :func:`row_labels` does: by default from the recordings' own
+    annotation spans; ``events`` (code -> state) with ``event_window`` (tmin, tmax) label from
+    cue codes instead, and ``states`` keeps only the named states. A recording these options
+    do not fit (a code or state it lacks) is skipped with the reason. When one label covers
+    90 % or more of the rows, a :class:`eeg.labels.LabelWarning` says so.
     """
     spec = spec or FeatureSpec()
     config = config or PreprocessConfig()
+    labelling = check_label_options(events, event_window, states)  # once, before any file
     out = Path(out)
     if not files:
         raise NeuropaintError("no recordings given: pass one or more EEG files.")
@@ -158,7 +176,7 @@ def build(
     for file in iterator:
         path = Path(file)
         try:
-            recording = process_recording(path, spec, config, stream)
+            recording = process_recording(path, spec, config, stream, **labelling)
         except (NeuropaintError, FileNotFoundError, IsADirectoryError, PermissionError,
                 ValueError, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -184,8 +202,13 @@ def build(
         detail = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
         raise NeuropaintError(f"no usable recording among {len(files)} file(s) ({detail}).")
 
-    seen_labels = {lab for r in recordings for lab in r.labels} - {UNLABELLED}
-    label_names = [UNLABELLED, *sorted(seen_labels)]
+    all_labels = [lab for r in recordings for lab in r.labels]
+    check_label_balance(all_labels)
+    seen_labels = set(all_labels) - {UNLABELLED}
+    # The states the user named keep their order; the rest follow alphabetically.
+    named = labelling["states"] or list(dict.fromkeys((labelling["events"] or {}).values()))
+    ordered = [name for name in named if name in seen_labels]
+    label_names = [UNLABELLED, *ordered, *sorted(seen_labels - set(ordered))]
     label_index = {name: i for i, name in enumerate(label_names)}
     arrays = {
         "features": np.concatenate([r.frame.values for r in recordings]).astype(np.float32),
@@ -204,6 +227,7 @@ def build(
         "feature_spec": spec.model_dump(mode="json"),
         "preprocess_config": config.model_dump(mode="json"),
         "labels": label_names,
+        "label_options": labelling,
         "recordings": [dict(r.meta, id=i) for i, r in enumerate(recordings)],
         "skipped": skipped,
         "n_rows": len(arrays["times"]),
@@ -344,14 +368,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Build or inspect an EEG feature store (read -> clean -> features).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_build = sub.add_parser("build", help="build a store from EEG recordings")
+    p_build = sub.add_parser("build", help="build a store from EEG recordings",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p_build.add_argument("inputs", nargs="+", metavar="FILE... OUT",
                          help="recordings (EDF, BDF, GDF, FIF, .vhdr, .set, XDF), then the "
                          "output folder")
-    p_build.add_argument("--spec", help="FeatureSpec as JSON (default: FeatureSpec())")
-    p_build.add_argument("--preprocess", help="PreprocessConfig as JSON (default: defaults)")
+    p_build.add_argument("--spec", help="FeatureSpec as a JSON file (none: FeatureSpec())")
+    p_build.add_argument("--preprocess", help="PreprocessConfig as a JSON file (none: the "
+                         "defaults)")
     p_build.add_argument("--stream", help="XDF only: the EEG stream's name or type")
     p_build.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    labels = p_build.add_argument_group(
+        "state labels", "By default each annotation with a duration labels the rows it "
+        "covers, the shortest where they overlap; BAD_*, EDGE_* and blink never do.")
+    labels.add_argument("--states", metavar="A,B",
+                        help="keep only these annotations as states, comma-separated (none: "
+                        "all; with --events: a subset of its states)")
+    labels.add_argument("--events", metavar="CODE=STATE,...",
+                        help="label from cue codes instead of spans, e.g. "
+                        "769=left_hand,770=right_hand (none: the annotations' own spans)")
+    labels.add_argument("--event-window", metavar="TMIN,TMAX",
+                        help="with --events: the span each cue labels, seconds from the cue, "
+                        "e.g. 0.5,4.5 (none: each cue's own duration)")
     p_info = sub.add_parser("info", help="print a store's summary")
     p_info.add_argument("store")
     args = parser.parse_args(argv)
@@ -362,9 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args.inputs) < 2:
         raise NeuropaintError("build needs at least one recording and the output folder.")
     *files, out = args.inputs
+    # Parsed here, not by argparse's type=, which would hide our message behind its own.
+    events = None if args.events is None else parse_event_map(args.events)
+    window = None if args.event_window is None else parse_event_window(args.event_window)
+    states = None if args.states is None else parse_states(args.states)
     report = build(files, out, spec=_load_config(args.spec, FeatureSpec),
                    config=_load_config(args.preprocess, PreprocessConfig),
-                   stream=args.stream, overwrite=args.overwrite, progress=True)
+                   stream=args.stream, overwrite=args.overwrite, progress=True,
+                   events=events, event_window=window, states=states)
     print(f"{report['rows']} rows ({report['valid_rows']} valid) from "
           f"{report['recordings_used']}/{report['recordings_in']} recordings -> {out}")
     for item in report["skipped"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import mne
 import numpy as np
@@ -12,10 +13,12 @@ import torch
 from datasets.eeg import EEGStore, build, main, row_labels
 from eeg.features import FeatureSpec, extract
 from eeg.io import read_raw
+from eeg.labels import LabelWarning
 from eeg.preprocess import clean
 from eeg.synthetic import make_raw
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
+from tests.eeg.test_labels import cue_times, trial_events, write_mi_gdf
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def test_rows_carry_state_labels_from_annotations(store):
     assert {"eyes_closed", "focused", "drowsy", "neutral"} <= set(labels)
     first = eeg_store.rows([0], only_valid=False)
     assert labels[first][0] == "eyes_closed" and labels[first][-1] == "focused"
-    assert "blink" not in set(labels)  # short events never replace the state
+    assert not any(label.endswith("blink") for label in labels)  # BrainVision: Comment/blink
 
 
 def test_rows_in_bad_spans_are_flagged_not_dropped(tmp_path):
@@ -177,8 +180,86 @@ def test_info_prints_a_summary(store, capsys):
     assert "recordings: 3" in out and "skipped at build" in out
 
 
-def test_row_labels_prefer_the_longest_covering_annotation():
+def test_row_labels_take_the_shortest_covering_span_and_never_a_blink():
     raw = make_raw(10.0, n_channels=8, states=["neutral"], seed=3)
-    raw.set_annotations(mne.Annotations([0.0, 2.0], [10.0, 0.5], ["neutral", "blink"]))
-    labels = row_labels(raw, np.array([1.0, 2.2, 9.9, 10.5]))
-    assert labels == ["neutral", "neutral", "neutral", ""]
+    raw.set_annotations(mne.Annotations([0.0, 2.0, 5.0], [10.0, 0.5, 2.0],
+                                        ["neutral", "blink", "focused"]))
+    labels = row_labels(raw, np.array([1.0, 2.2, 5.5, 7.5, 9.9, 10.5]))
+    assert labels == ["neutral", "neutral", "focused", "neutral", "neutral", ""]
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels from event codes (a motor-imagery GDF: 768 spans each trial, 769/770 are cues)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mi_gdf(tmp_path_factory):
+    return write_mi_gdf(tmp_path_factory.mktemp("gdf") / "mi.gdf", trial_events(0.0))
+
+
+def test_build_with_events_labels_left_and_right(mi_gdf, tmp_path):
+    out = tmp_path / "store"
+    assert main(["build", str(mi_gdf), str(out), "--events", "770=right_hand,769=left_hand",
+                 "--event-window", "0.5,4.5"]) == 0
+    eeg_store = EEGStore(out)
+    assert eeg_store.label_names == ["", "right_hand", "left_hand"]  # in the order given
+    assert eeg_store.manifest["label_options"] == {
+        "events": {"770": "right_hand", "769": "left_hand"}, "event_window": [0.5, 4.5],
+        "states": None}
+    labels = eeg_store.labels
+    for code, state in ((769, "left_hand"), (770, "right_hand")):
+        in_window = np.zeros(len(eeg_store), dtype=bool)
+        for cue in cue_times(code):
+            in_window |= (eeg_store.times >= cue + 0.5) & (eeg_store.times < cue + 4.5)
+        assert in_window.any()
+        np.testing.assert_array_equal(labels == state, in_window)
+
+
+def test_build_of_trial_markers_warns_that_one_label_covers_all(mi_gdf, tmp_path):
+    with pytest.warns(LabelWarning) as record:
+        report = build([mi_gdf], tmp_path / "store")
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith("6 annotation(s) of (almost) no duration are cues") for m in messages)
+    assert any(re.match(r"label '768' covers 100% of the \d+ labelled rows; pass --events "
+                        r"CODE=STATE", m) for m in messages)
+    assert set(report["labels"]) == {"", "768"}
+
+
+def test_build_skips_a_recording_without_the_codes(mi_gdf, recordings, tmp_path):
+    files, _, _ = recordings
+    with pytest.raises(NeuropaintError, match=r"no usable recording among 1 file\(s\) "
+                                              r"\(session0.edf: 'events' codes \['769', '770'\] "
+                                              r"are not in the recording; it has "
+                                              r"'eyes_closed' ×1, 'focused' ×1"):
+        build([files[0]], tmp_path / "store", events={"769": "left", "770": "right"},
+              event_window=(0.5, 4.5))
+
+
+def test_build_with_states_keeps_those_and_skips_recordings_without_them(recordings,
+                                                                         tmp_path):
+    files, _, _ = recordings
+    out = tmp_path / "store"
+    # session2.vhdr's markers read back as Comment/focused, Comment/eyes_closed.
+    assert main(["build", *map(str, files), str(out), "--states", "focused,eyes_closed"]) == 0
+    eeg_store = EEGStore(out)
+    assert eeg_store.label_names == ["", "focused", "eyes_closed"]
+    assert [r["session"] for r in eeg_store.recordings] == ["session0"]
+    reasons = [item["reason"] for item in eeg_store.manifest["skipped"]]
+    assert reasons[0] == ("'states' ['focused', 'eyes_closed'] are not annotations of the "
+                          "recording; it has 'drowsy' ×1, 'neutral' ×1.")
+    assert "it has 'Comment/eyes_closed' ×1, 'Comment/focused' ×1." in reasons[1]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--events", "769"], "'events' item '769' is not CODE=STATE"),
+    (["--events", "769=a", "--event-window", "4,1"], "'event_window' needs tmin < tmax"),
+    (["--event-window", "0,4"], "'event_window' needs 'events'"),
+    (["--states", "blink"], "'states' names 'blink', an artifact marker"),
+])
+def test_bad_label_options_are_one_line_errors(mi_gdf, tmp_path, capsys, options, message):
+    code = run_cli(main, ["build", str(mi_gdf), str(tmp_path / "s"), *options])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
