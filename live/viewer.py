@@ -25,7 +25,9 @@ Design
   that browsers show it at once (see ``_Handler._send_frames``).
 - Endpoints: ``/`` (the page), ``/stream.mjpg``, ``/status.json``, ``/static/<asset>`` for the
   files of the package folder ``live/static`` (looked up by exact name in a table built at
-  start, so no request path can reach any other file), anything else 404. Every response
+  start, so no request path can reach any other file), ``/targets/<i>.jpg`` for the
+  thumbnails of a performer's target paintings (:meth:`Viewer.set_targets`; ``i`` from 0, only
+  the indices that exist), anything else 404. Every response
   carries ``Cache-Control: no-store`` and a Content-Security-Policy that allows only this
   origin's own scripts, styles and images.
 - Latest-value semantics: :meth:`Viewer.publish` copies the frame, bumps a sequence number
@@ -39,6 +41,14 @@ Design
   (broken pipe, reset) are logged at DEBUG level, never as tracebacks.
 - Binds loopback by default; binding any other address logs a warning that the painting is
   visible on the network.
+- What the page shows comes from the published status (all keys optional; see
+  :meth:`Viewer.publish`): the band meters, signal and frame figures in a panel at the bottom
+  left; with an ``instrument`` key (``live.render --profile``) a second panel at the bottom
+  right with the state posteriors (the committed state highlighted), the controls, and the
+  target thumbnails with the committed state's marked; with an ``instruction`` key
+  (``live.calibrate``) the instruction in large type with its countdown, and a fixation dot
+  for the eyes-open states. At 1280x720 both panels fit beside a square painting; on a
+  narrower screen key ``h`` hides them, as before.
 """
 
 from __future__ import annotations
@@ -75,7 +85,8 @@ from neuropaint.validate import NeuropaintError, build_config, check_int, check_
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLIENT_TIMEOUT_S", "DEFAULT_ADDRESS", "Viewer", "ViewerConfig", "parse_address"]
+__all__ = ["CLIENT_TIMEOUT_S", "DEFAULT_ADDRESS", "TARGET_SIZE", "Viewer", "ViewerConfig",
+           "parse_address"]
 
 DEFAULT_ADDRESS = "127.0.0.1:8765"
 CLIENT_TIMEOUT_S = 15.0  # A socket read or write that waits longer drops that client.
@@ -83,6 +94,8 @@ _BOUNDARY = "neuropaintframe"
 _STATIC_PACKAGE = "live"
 _STATIC_FOLDER = "static"
 _PAGE = "index.html"  # Served at "/" with the title filled in, not under /static/.
+_TARGET_PATH = re.compile(r"^/targets/(0|[1-9][0-9]{0,3})\.jpg$")
+TARGET_SIZE = 160  # Longest side of a target thumbnail in pixels.
 _TITLE_MARK = "{{title}}"
 _CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
@@ -224,6 +237,9 @@ class Viewer:
         self._boot = ""
         self._page = b""
         self._assets: dict[str, tuple[bytes, str]] = {}
+        self._target_names: list[str] = []  # Guarded by _cond, like the frame.
+        self._target_jpegs: list[bytes] = []
+        self._targets_version = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -311,15 +327,14 @@ class Viewer:
             JSON-able facts shown with the frame (all keys optional): ``fps``,
             ``age_ms`` (``{"p50", "p95"}``), ``bands`` (``delta`` … ``gamma`` in 0..1),
             ``signal`` (``ok``, ``calibrating``, ``artifact``, ``stalled``, ``waiting``),
-            ``state``, ``frame``, ``size`` ([H, W]). numpy numbers are accepted; NaN and
-            infinities are sent as null.
+            ``state``, ``frame``, ``size`` ([H, W]); ``instrument`` (a performer profile
+            playing: ``{"states": [names], "posteriors": {state: 0..1}, "committed": state
+            or None, "controls": {name: 0..1}}``); ``instruction`` (a guided calibration:
+            ``{"text", "state", "remaining_s", "block", "blocks"}``, and ``"fixation": true``
+            for a dot to look at, which ``state == "eyes_open"`` implies). numpy numbers are
+            accepted; NaN and infinities are sent as null.
         """
-        if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3
-                or image.shape[2] != 3 or 0 in image.shape or max(image.shape[:2]) > 65500):
-            found = (f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray)
-                     else type(image).__name__)
-            raise NeuropaintError(f"'image' must be a uint8 RGB array of shape [H, W, 3] "
-                                  f"(H, W up to 65500), got {found}.")
+        _check_image(image, "'image'")
         if not isinstance(status, Mapping):
             raise NeuropaintError(f"'status' must be a dict, got {type(status).__name__}.")
         frame = np.array(image, dtype=np.uint8, order="C", copy=True)
@@ -330,6 +345,44 @@ class Viewer:
             self._status_json = status_json
             self._published_at = time.monotonic()
             self._cond.notify_all()
+
+    def set_targets(self, names: Sequence[str], images: Sequence[np.ndarray]) -> None:
+        """Show thumbnails of the states' target paintings (served at ``/targets/<i>.jpg``).
+
+        Parameters
+        ----------
+        names : list of str
+            The state of each painting, as in the status' ``instrument.states``; unique.
+        images : list of ndarray, shape (H, W, 3), uint8
+            The paintings, RGB; each becomes a JPEG of at most :data:`TARGET_SIZE` pixels a
+            side, once, here. Empty lists remove the thumbnails.
+        """
+        names = list(names)
+        images = list(images)
+        if len(names) != len(images):
+            raise NeuropaintError(f"'names' and 'images' must have the same length, got "
+                                  f"{len(names)} and {len(images)}.")
+        if len(names) > 1000:
+            raise NeuropaintError(f"at most 1000 targets, got {len(names)}.")
+        if not all(isinstance(name, str) and name for name in names):
+            raise NeuropaintError("'names' must be non-empty strings.")
+        if len(set(names)) != len(names):
+            raise NeuropaintError(f"'names' must be unique, got {names}.")
+        jpegs = []
+        for name, image in zip(names, images, strict=True):
+            _check_image(image, f"the target image of {name!r}")
+            thumb = Image.fromarray(np.ascontiguousarray(image))
+            thumb.thumbnail((TARGET_SIZE, TARGET_SIZE), Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            thumb.save(buffer, format="JPEG", quality=self.config.jpeg_quality)
+            jpegs.append(buffer.getvalue())
+        with self._cond:
+            self._target_names, self._target_jpegs = names, jpegs
+            self._targets_version += 1
+
+    def _target_jpeg(self, index: int) -> bytes | None:
+        with self._cond:
+            return self._target_jpegs[index] if index < len(self._target_jpegs) else None
 
     def _wait_newer(self, seen: int, timeout: float) -> int | None:
         """The newest sequence number once it differs from ``seen`` (or on timeout); None: stop."""
@@ -372,9 +425,19 @@ class Viewer:
             viewer = {"boot": self._boot, "clients": self._clients, "frames": self._seq,
                       "since_ms": None if since is None
                       else round(1000 * (time.monotonic() - since), 1),
-                      "title": self.config.title}
+                      "title": self.config.title, "targets": self._target_names,
+                      "targets_version": self._targets_version}
             status_json = self._status_json
         return ('{"status": ' + status_json + ', "viewer": ' + json.dumps(viewer) + "}").encode()
+
+
+def _check_image(image: object, what: str) -> None:
+    if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3
+            or image.shape[2] != 3 or 0 in image.shape or max(image.shape[:2]) > 65500):
+        found = (f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray)
+                 else type(image).__name__)
+        raise NeuropaintError(f"{what} must be a uint8 RGB array of shape [H, W, 3] "
+                              f"(H, W up to 65500), got {found}.")
 
 
 def _jsonable(value: Any) -> Any:
@@ -523,6 +586,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/static/") and path[len("/static/"):] in viewer._assets:
             body, content_type = viewer._assets[path[len("/static/"):]]
             self._send(body, content_type, head)
+        elif (match := _TARGET_PATH.match(path)) and (
+                jpeg := viewer._target_jpeg(int(match.group(1)))) is not None:
+            self._send(jpeg, "image/jpeg", head)
         else:
             self.send_error(404, "Not found")
 

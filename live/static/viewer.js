@@ -1,4 +1,6 @@
-// neuropaint live viewer: shows /stream.mjpg full-window and polls /status.json for the overlay.
+// neuropaint live viewer: shows /stream.mjpg full-window and polls /status.json for the overlay:
+// band meters and figures; a performer profile's posteriors, controls and target thumbnails
+// (status.instrument, /targets/<i>.jpg); a guided calibration's instruction (status.instruction).
 // Reconnects by itself when the server goes away and comes back (a new "boot" id, or a poll
 // that works again after failing). No dependencies: it must run on a machine with no network.
 "use strict";
@@ -9,6 +11,7 @@
   const IDLE_MS = 2500;      // Hide the cursor and the button after this long without input.
   const STALE_MS = 2000;     // No new frame for this long: say so.
   const BANDS = ["delta", "theta", "alpha", "beta", "gamma"];
+  const FIXATION_STATES = new Set(["eyes_open"]);  // A dot to look at, even if not asked for.
 
   const $ = (id) => document.getElementById(id);
   const body = document.body;
@@ -37,6 +40,114 @@
 
   const num = (value) => (typeof value === "number" && Number.isFinite(value) ? value : null);
   const fmt = (value, digits = 0) => (num(value) === null ? "–" : value.toFixed(digits));
+  const dict = (value) => (value && typeof value === "object" && !Array.isArray(value) ? value : {});
+  const share = (value) => (num(value) === null ? 0 : Math.min(1, Math.max(0, value)));
+
+  function setFill(meter, value) {
+    meter.classList.toggle("absent", num(value) === null);
+    meter.querySelector(".fill").style.width = `${share(value) * 100}%`;
+    meter.title = num(value) === null ? "" : `${(share(value) * 100).toFixed(0)} %`;
+  }
+
+  // A meter row like the band meters'; names go in as text, never as markup.
+  function makeMeter(name) {
+    const meter = document.createElement("div");
+    meter.className = "meter";
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = name.replace(/_/g, " ");
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.className = "fill";
+    bar.append(fill);
+    meter.append(label, bar);
+    return meter;
+  }
+
+  // --- the instrument (a performer profile): posteriors, controls, target thumbnails -------
+
+  let instrumentKey = null;   // The state and control names the meters were built for.
+  let stateMeters = new Map();
+  let controlMeters = new Map();
+  let targetsVersion = null;  // The server's thumbnails the strip was built for.
+  let targetCards = new Map();
+
+  function buildMeters(container, names) {
+    container.replaceChildren();
+    const meters = new Map();
+    for (const name of names) {
+      const meter = makeMeter(name);
+      container.append(meter);
+      meters.set(name, meter);
+    }
+    return meters;
+  }
+
+  function renderTargets(viewer) {
+    const version = num(viewer.targets_version);
+    if (version === targetsVersion) return;
+    targetsVersion = version;
+    const names = Array.isArray(viewer.targets) ? viewer.targets : [];
+    const strip = $("targets");
+    strip.replaceChildren();
+    targetCards = new Map();
+    names.forEach((name, i) => {
+      if (typeof name !== "string") return;
+      const card = document.createElement("figure");
+      card.className = "target";
+      const thumb = document.createElement("img");
+      thumb.alt = `target painting of ${name}`;
+      thumb.src = `/targets/${i}.jpg?v=${version}`;
+      const caption = document.createElement("figcaption");
+      caption.textContent = name.replace(/_/g, " ");
+      card.append(thumb, caption);
+      strip.append(card);
+      targetCards.set(name, card);
+    });
+  }
+
+  function renderInstrument(instrument) {
+    const shown = instrument !== null && typeof instrument === "object" && Array.isArray(instrument.states);
+    body.classList.toggle("has-instrument", shown);
+    if (!shown) return;
+    const states = instrument.states.filter((name) => typeof name === "string");
+    const posteriors = dict(instrument.posteriors);
+    const controls = dict(instrument.controls);
+    const controlNames = Object.keys(controls);
+    const key = JSON.stringify([states, controlNames]);
+    if (key !== instrumentKey) {
+      instrumentKey = key;
+      stateMeters = buildMeters($("posteriors"), states);
+      controlMeters = buildMeters($("controls"), controlNames);
+      $("controls-heading").hidden = controlNames.length === 0;
+    }
+    const committed = typeof instrument.committed === "string" ? instrument.committed : null;
+    for (const [name, meter] of stateMeters) {
+      setFill(meter, posteriors[name]);
+      meter.classList.toggle("committed", name === committed);
+    }
+    for (const [name, meter] of controlMeters) setFill(meter, controls[name]);
+    for (const [name, card] of targetCards) card.classList.toggle("current", name === committed);
+  }
+
+  // --- the instruction (a guided calibration) ------------------------------------------------
+
+  function renderInstruction(instruction) {
+    const shown = instruction !== null && typeof instruction === "object" &&
+      typeof instruction.text === "string" && instruction.text !== "";
+    body.classList.toggle("has-instruction", shown);
+    body.classList.toggle("fixation", shown && (instruction.fixation === true ||
+      FIXATION_STATES.has(instruction.state)));
+    if (!shown) return;
+    $("instruction-text").textContent = instruction.text;
+    const left = num(instruction.remaining_s);
+    $("instruction-countdown").textContent = left === null || left <= 0 ? "" : `${Math.ceil(left)} s`;
+    const block = num(instruction.block);
+    const blocks = num(instruction.blocks);
+    $("instruction-block").textContent = block !== null && blocks !== null ? `block ${block} / ${blocks}` : "";
+    $("instruction").dataset.state = typeof instruction.state === "string" ? instruction.state : "";
+  }
 
   function render(status, viewer) {
     body.classList.toggle("has-frame", (viewer.frames || 0) > 0);
@@ -45,13 +156,11 @@
     const age = status.age_ms && typeof status.age_ms === "object" ? status.age_ms : {};
     $("latency").textContent = `latency ${fmt(age.p50)} / ${fmt(age.p95)} ms (p50 / p95)`;
 
-    const bands = status.bands && typeof status.bands === "object" ? status.bands : {};
-    for (const [band, meter] of meters) {
-      const value = num(bands[band]);
-      meter.classList.toggle("absent", value === null);
-      const fill = meter.querySelector(".fill");
-      fill.style.width = `${value === null ? 0 : Math.min(1, Math.max(0, value)) * 100}%`;
-    }
+    const bands = dict(status.bands);
+    for (const [band, meter] of meters) setFill(meter, bands[band]);
+    renderTargets(viewer);
+    renderInstrument(status.instrument ?? null);
+    renderInstruction(status.instruction ?? null);
 
     let signal = typeof status.signal === "string" ? status.signal : null;
     let text = signal === null ? "no EEG status" : `signal: ${signal}`;
@@ -86,7 +195,10 @@
       if (!response.ok) throw new Error(`status ${response.status}`);
       const data = await response.json();
       const viewer = data.viewer || {};
-      if (offline || (boot !== null && viewer.boot !== boot)) connectStream();  // Server is back.
+      if (offline || (boot !== null && viewer.boot !== boot)) {  // Server is back.
+        connectStream();
+        targetsVersion = null;  // A restarted server may hold other thumbnails.
+      }
       boot = viewer.boot;
       offline = false;
       render(data.status || {}, viewer);

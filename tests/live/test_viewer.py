@@ -350,6 +350,59 @@ def test_status_json_carries_the_engine_status_made_json_safe(viewer):
     assert got["viewer"]["boot"] == before["viewer"]["boot"]
 
 
+def _solid(rgb: tuple[int, int, int], size: tuple[int, int] = (96, 128)) -> np.ndarray:
+    image = np.zeros((*size, 3), dtype=np.uint8)
+    image[...] = rgb
+    return image
+
+
+TARGET_COLOURS = {"eyes_closed": (200, 30, 30), "focused": (30, 200, 30),
+                  "relaxed": (30, 30, 200)}
+
+
+def test_targets_are_small_jpegs_at_their_index_and_anything_else_is_404(viewer, quiet_log):
+    assert json.loads(_request(viewer, "/status.json")[2])["viewer"]["targets"] == []
+    assert _request(viewer, "/targets/0.jpg")[0] == 404  # None set yet.
+    viewer.set_targets(list(TARGET_COLOURS), [_solid(c, (400, 300))
+                                              for c in TARGET_COLOURS.values()])
+    got = json.loads(_request(viewer, "/status.json")[2])["viewer"]
+    assert got["targets"] == list(TARGET_COLOURS) and got["targets_version"] == 1
+    for i, colour in enumerate(TARGET_COLOURS.values()):
+        status, headers, body = _request(viewer, f"/targets/{i}.jpg")
+        assert status == 200 and headers["content-type"] == "image/jpeg"
+        assert headers["cache-control"] == "no-store"
+        thumb = _decode(body)
+        assert thumb.shape == (160, 120, 3)  # At most 160 px a side, aspect kept.
+        np.testing.assert_allclose(thumb.reshape(-1, 3).mean(axis=0), colour, atol=4)
+        status, headers, body = _request(viewer, f"/targets/{i}.jpg", method="HEAD")
+        assert status == 200 and body == b"" and int(headers["content-length"]) > 100
+    for path in ["/targets/3.jpg", "/targets/-1.jpg", "/targets/01.jpg", "/targets/1.png",
+                 "/targets/1", "/targets/", "/targets", "/targets/1.jpg/", "/targets/0.jpg/..",
+                 "/targets/../static/viewer.js", "/targets/%2e%2e/viewer.py", "/targets/1e0.jpg",
+                 "/targets/99999999999999999999.jpg", "/targets/%201.jpg", "/targets/a.jpg"]:
+        status, headers, _ = _request(viewer, path)
+        assert status == 404, path
+    viewer.set_targets([], [])  # Removed: their URLs are gone too.
+    assert _request(viewer, "/targets/0.jpg")[0] == 404
+    assert json.loads(_request(viewer, "/status.json")[2])["viewer"]["targets_version"] == 2
+
+
+def test_set_targets_rejects_bad_input_in_one_line(viewer):
+    image = _solid((1, 2, 3))
+    cases = [((["a", "b"], [image]), r"^'names' and 'images' must have the same length, got 2 "
+                                     r"and 1\.$"),
+             ((["a", "a"], [image, image]), r"^'names' must be unique"),
+             (([""], [image]), r"^'names' must be non-empty strings\.$"),
+             (([3], [image]), r"^'names' must be non-empty strings\.$"),
+             ((["a"], [image.astype(np.float32)]),
+              r"^the target image of 'a' must be a uint8 RGB array of shape \[H, W, 3\]"),
+             ((["a"], [image[..., 0]]), r"^the target image of 'a' must be a uint8 RGB array")]
+    for args, message in cases:
+        with pytest.raises(NeuropaintError, match=message):
+            viewer.set_targets(*args)
+    assert json.loads(_request(viewer, "/status.json")[2])["viewer"]["targets"] == []
+
+
 # -- the stream --------------------------------------------------------------------------------
 
 
@@ -536,7 +589,7 @@ class _Chromium:
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--remote-debugging-pipe", "--window-size=640,480", "--hide-scrollbars")
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, size: tuple[int, int] = (640, 480)) -> None:
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
         # Chromium's ends go above fd 9, so that the 3< and 4> redirections of bash below
@@ -557,10 +610,10 @@ class _Chromium:
         page = next(t for t in targets if t["type"] == "page")
         self.session = self.call("Target.attachToTarget",
                                  {"targetId": page["targetId"], "flatten": True})["sessionId"]
-        # The page gets exactly 640 x 480 CSS pixels, whatever the headless window's frame.
+        # The page gets exactly `size` CSS pixels, whatever the headless window's frame.
         self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": 640, "height": 480, "deviceScaleFactor": 1, "mobile": False},
-                  page=True)
+                  {"width": size[0], "height": size[1], "deviceScaleFactor": 1,
+                   "mobile": False}, page=True)
 
     def call(self, method: str, params: dict | None = None, *, page: bool = False,
              timeout: float = 30.0) -> dict:
@@ -686,6 +739,116 @@ def test_chromium_shows_the_painting_changing_and_reconnects_after_a_restart(tmp
         # A few seconds after the last key, the cursor hides (nothing over the projection).
         _wait_for(lambda: browser.evaluate("getComputedStyle(document.body).cursor") == "none",
                   5, "the cursor to hide")
+    finally:
+        browser.close()
+        viewer.stop()
+
+
+def _instrument(committed: str | None) -> dict:
+    return {"states": list(TARGET_COLOURS),
+            "posteriors": {"eyes_closed": 0.1, "focused": 0.7, "relaxed": 0.2},
+            "committed": committed, "controls": {"calm": 0.25, "energy": 0.8}}
+
+
+INSTRUCTION = {"text": "Eyes open: rest your gaze on the dot", "state": "eyes_open",
+               "remaining_s": 12.3, "block": 3, "blocks": 16}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+def test_chromium_shows_the_instrument_and_the_instruction_beside_the_painting(tmp_path,
+                                                                               quiet_log):
+    """At 1280x720: posteriors and controls as meters, the committed state highlighted, the
+    target thumbnails with the current one marked, the calibration instruction in large type;
+    the panels beside the square painting, not on it; none of it without those status keys."""
+    viewer = Viewer(port=0, title="instrument test")
+    url = viewer.start()
+    viewer.set_targets(list(TARGET_COLOURS), [_solid(c) for c in TARGET_COLOURS.values()])
+    painting = _solid((180, 40, 160), (240, 240))
+    base = {"fps": 15.0, "signal": "ok", "bands": {"alpha": 0.6, "beta": 0.2}}
+    browser = _Chromium(tmp_path, (1280, 720))
+    try:
+        viewer.publish(painting, {**base, "instrument": _instrument("focused"),
+                                  "instruction": INSTRUCTION})
+        browser.call("Page.navigate", {"url": url}, page=True)
+        _wait_for(lambda: browser.evaluate(
+            "document.body.classList.contains('has-frame') && "
+            "document.body.classList.contains('has-instrument') && "
+            "[...document.querySelectorAll('#targets img')].length === 3 && "
+            "[...document.querySelectorAll('#targets img')].every("
+            "  (img) => img.complete && img.naturalWidth === 128)"), 20,
+            "the instrument and its thumbnails")
+        meters = browser.evaluate(
+            "[...document.querySelectorAll('#posteriors .meter, #controls .meter')].map((m) => "
+            "[m.querySelector('.name').textContent, m.querySelector('.fill').style.width, "
+            "m.classList.contains('committed')])")
+        assert meters == [["eyes closed", "10%", False], ["focused", "70%", True],
+                          ["relaxed", "20%", False], ["calm", "25%", False],
+                          ["energy", "80%", False]]
+        cards = ("[...document.querySelectorAll('#targets .target')].map((c) => "
+                 "[c.querySelector('figcaption').textContent, c.classList.contains('current')])")
+        assert browser.evaluate(cards) == [["eyes closed", False], ["focused", True],
+                                           ["relaxed", False]]
+        instruction = browser.evaluate(
+            "['instruction-text', 'instruction-countdown', 'instruction-block', 'fixation']"
+            ".map((id) => [document.getElementById(id).textContent, "
+            "getComputedStyle(document.getElementById(id)).display])")
+        assert instruction == [["Eyes open: rest your gaze on the dot", "block"],
+                               ["13 s", "block"], ["block 3 / 16", "block"], ["", "block"]]
+        size = browser.evaluate("parseFloat(getComputedStyle("
+                                "document.getElementById('instruction-text')).fontSize)")
+        assert size >= 40  # Large type, readable from a chair.
+
+        # The panels sit beside the square painting (280 px of black on each side at 1280x720).
+        rects = browser.evaluate("['overlay', 'instrument'].map((id) => { const r = "
+                                 "document.getElementById(id).getBoundingClientRect(); "
+                                 "return [r.left, r.right, r.top, r.bottom]; })")
+        assert rects[0][1] <= 280 and rects[1][0] >= 1000, rects
+        assert all(r[3] <= 720 and r[2] >= 0 for r in rects), rects
+        shot = browser.screenshot()
+        assert shot.shape == (720, 1280, 3)
+        bottom = shot[400:715, 285:995].reshape(-1, 3).astype(float)  # Below the instruction.
+        np.testing.assert_allclose(np.median(bottom, axis=0), (180, 40, 160), atol=12)
+        assert (np.abs(bottom - (180, 40, 160)).max(axis=1) < 40).mean() > 0.995  # Uncovered.
+        thumbs = browser.evaluate("[...document.querySelectorAll('#targets img')].map((i) => "
+                                  "{ const r = i.getBoundingClientRect(); "
+                                  "return [r.left + r.width / 2, r.top + r.height / 2]; })")
+        for (x, y), (name, colour) in zip(thumbs, TARGET_COLOURS.items(), strict=True):
+            pixel = shot[round(y), round(x)].astype(float)
+            assert np.argmax(pixel) == np.argmax(colour) and pixel.max() > 100, (name, pixel)
+            if name == "focused":  # The current one in full, the others dimmed.
+                np.testing.assert_allclose(pixel, colour, atol=20)
+            else:
+                assert pixel.max() < 0.85 * max(colour), (name, pixel)
+
+        # The engine commits another state: the highlight and the mark follow.
+        viewer.publish(painting, {**base, "instrument": _instrument("relaxed")})
+        _wait_for(lambda: browser.evaluate(cards) == [["eyes closed", False],
+                                                      ["focused", False], ["relaxed", True]],
+                  5, "the mark to move to relaxed")
+        assert browser.evaluate("[...document.querySelectorAll('#posteriors .committed')]"
+                                ".map((m) => m.textContent)") == ["relaxed"]
+        assert browser.evaluate("getComputedStyle(document.getElementById('instruction'))"
+                                ".display") == "none"  # No instruction key: no instruction.
+
+        # Key h hides both panels.
+        opacity = ("['overlay', 'instrument'].map((id) => "
+                   "getComputedStyle(document.getElementById(id)).opacity)")
+        browser.press("h")
+        _wait_for(lambda: browser.evaluate(opacity) == ["0", "0"], 5, "the panels to hide")
+        browser.press("h")
+        _wait_for(lambda: browser.evaluate(opacity) == ["1", "1"], 5, "the panels to return")
+
+        # A status without an instrument (an encoder, not a profile): the page as before.
+        viewer.publish(painting, base)
+        _wait_for(lambda: browser.evaluate(
+            "!document.body.classList.contains('has-instrument')"), 5, "the instrument to go")
+        hidden = browser.evaluate("['instrument', 'instruction', 'fixation'].map((id) => "
+                                  "getComputedStyle(document.getElementById(id)).display)")
+        assert hidden == ["none", "none", "none"]
+        assert browser.evaluate("document.querySelector('.meter[data-band=alpha] .fill')"
+                                ".style.width") == "60%"
     finally:
         browser.close()
         viewer.stop()
