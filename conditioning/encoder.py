@@ -64,9 +64,11 @@ __all__ = [
     "Encoder",
     "FeatureMismatchWarning",
     "FeatureNormalizer",
+    "check_generator_identity",
     "feature_groups",
     "generator_identity",
     "layer_groups",
+    "match_feature_names",
     "take_features",
 ]
 
@@ -133,14 +135,26 @@ class FeatureNormalizer(nn.Module):
     def _floor(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         return np.maximum(std, self.min_std * np.abs(mean) + 1e-6)
 
-    def calibrate(self, rows: np.ndarray) -> FeatureNormalizer:
-        """Set the baseline from feature rows ``(n_rows, n_features)``; non-finite rows ignored."""
+    def calibrate(self, rows: np.ndarray, *, robust: bool = False) -> FeatureNormalizer:
+        """Set the baseline from feature rows ``(n_rows, n_features)``; non-finite rows ignored.
+
+        ``robust``: the median and 1.4826 x the median absolute deviation (the std of a normal
+        distribution with that MAD) instead of mean and std, so that a few artifacts or a
+        state held far from the others do not set the scale; where the MAD is 0 the std
+        is used.
+        """
         good = self._finite_rows(rows)
         if len(good) < 2:
             raise NeuropaintError(f"calibration needs at least 2 finite feature rows, got "
                                   f"{len(good)} of {len(np.asarray(rows))}.")
-        mean = good.mean(axis=0)
-        std = self._floor(mean, good.std(axis=0))
+        if robust:
+            mean = np.median(good, axis=0)
+            spread = 1.4826 * np.median(np.abs(good - mean), axis=0)
+            spread = np.where(spread > 0, spread, good.std(axis=0))
+        else:
+            mean = good.mean(axis=0)
+            spread = good.std(axis=0)
+        std = self._floor(mean, spread)
         self.mean.copy_(torch.from_numpy(mean))
         self.std.copy_(torch.from_numpy(std))
         self.count.fill_(float(len(good)))
@@ -268,6 +282,82 @@ def generator_identity(generator_path: str | Path) -> dict[str, Any]:
         "weights_sha256": weights_hash(folder),
         "path": str(folder),
     }
+
+
+def match_feature_names(feature_names: Sequence[str], frame_names: Sequence[str], *,
+                        what: str = "encoder") -> np.ndarray:
+    """Map a stream's feature names onto the ``feature_names`` of an encoder or profile.
+
+    Returns
+    -------
+    index : ndarray of int64, shape (n_features,)
+        For each of the encoder's features, the column of ``frame_names`` to take, or -1
+        where there is none. A missing regional feature (``log_power:alpha:occipital_left``
+        on a headset without occipital channels) takes the whole-head feature of the same
+        kind and band when the stream has one; otherwise it is -1 and
+        :meth:`take_features` fills the baseline there. Always select columns with
+        ``encoder.take_features(values, index)``, never ``values[:, index]`` (-1 would
+        pick the last column). A warning lists what was filled; the encoder never refuses
+        to play.
+    """
+    lookup = {str(n): i for i, n in enumerate(frame_names)}
+    index = np.full(len(feature_names), -1, dtype=np.int64)
+    from_whole_head, missing = [], []
+    for i, name in enumerate(feature_names):
+        if name in lookup:
+            index[i] = lookup[name]
+            continue
+        parts = name.split(":")
+        whole = ":".join([*parts[:-1], WHOLE_HEAD]) if len(parts) >= 2 else None
+        if whole is not None and whole in lookup:
+            index[i] = lookup[whole]
+            from_whole_head.append(name)
+        else:
+            missing.append(name)
+    if from_whole_head or missing:
+        def _few(names: list[str]) -> str:
+            return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6
+                                           else "")
+
+        parts = []
+        if from_whole_head:
+            parts.append(f"{len(from_whole_head)} filled from whole-head features "
+                         f"({_few(from_whole_head)})")
+        if missing:
+            parts.append(f"{len(missing)} held at the baseline ({_few(missing)})")
+        message = (f"{len(from_whole_head) + len(missing)} of {len(feature_names)} "
+                   f"{what} features are not in the stream: " + "; ".join(parts) + ".")
+        warnings.warn(message, FeatureMismatchWarning, stacklevel=3)
+    return index
+
+
+def check_generator_identity(recorded: dict | None, generator_path: str | Path, *,
+                             what: str = "encoder", verb: str = "trained") -> None:
+    """Raise a one-line error unless ``generator_path`` holds the generator ``recorded``
+    (class, constructor arguments and weights hash, as :func:`generator_identity` gives)."""
+    if recorded is None:
+        warnings.warn(f"this {what} records no generator: it cannot be checked against "
+                      f"{generator_path}.", UserWarning, stacklevel=2)
+        return
+    given = generator_identity(generator_path)
+    if given["arch"] != recorded.get("arch"):
+        raise NeuropaintError(
+            f"the {what} was {verb} for a {recorded.get('arch')} generator, and "
+            f"{given['path']} holds a {given['arch']}: use the generator it was {verb} "
+            f"for, or make one for this generator.")
+    diffs = _differences(_jsonable(recorded.get("init_kwargs")),
+                         _jsonable(given["init_kwargs"]))
+    if diffs:
+        raise NeuropaintError(
+            f"the {what} was {verb} for a generator of another shape than {given['path']}"
+            f" (recorded vs given: {'; '.join(diffs[:4])}): use the generator it was "
+            f"{verb} for, or make one for this generator.")
+    if given["weights_sha256"] != recorded.get("weights_sha256"):
+        raise NeuropaintError(
+            f"the {what} was {verb} for other generator weights: sha256 "
+            f"{str(recorded.get('weights_sha256'))[:12]}… recorded, "
+            f"{given['weights_sha256'][:12]}… in {given['path']} (same architecture); use "
+            f"the generator it was {verb} for, or make one for this generator.")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -456,49 +546,9 @@ class Encoder(nn.Module):
 
     # ---------------------------------------------------------------- live helpers
     def match_features(self, frame_names: Sequence[str]) -> np.ndarray:
-        """Map a stream's feature names onto this encoder's, by name.
-
-        Returns
-        -------
-        index : ndarray of int64, shape (n_features,)
-            For each of the encoder's features, the column of ``frame_names`` to take, or -1
-            where there is none. A missing regional feature (``log_power:alpha:occipital_left``
-            on a headset without occipital channels) takes the whole-head feature of the same
-            kind and band when the stream has one; otherwise it is -1 and
-            :meth:`take_features` fills the baseline there. Always select columns with
-            ``encoder.take_features(values, index)``, never ``values[:, index]`` (-1 would
-            pick the last column). A warning lists what was filled; the encoder never refuses
-            to play.
-        """
-        lookup = {str(n): i for i, n in enumerate(frame_names)}
-        index = np.full(len(self.feature_names), -1, dtype=np.int64)
-        from_whole_head, missing = [], []
-        for i, name in enumerate(self.feature_names):
-            if name in lookup:
-                index[i] = lookup[name]
-                continue
-            parts = name.split(":")
-            whole = ":".join([*parts[:-1], WHOLE_HEAD]) if len(parts) >= 2 else None
-            if whole is not None and whole in lookup:
-                index[i] = lookup[whole]
-                from_whole_head.append(name)
-            else:
-                missing.append(name)
-        if from_whole_head or missing:
-            def _few(names: list[str]) -> str:
-                return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6
-                                               else "")
-
-            parts = []
-            if from_whole_head:
-                parts.append(f"{len(from_whole_head)} filled from whole-head features "
-                             f"({_few(from_whole_head)})")
-            if missing:
-                parts.append(f"{len(missing)} held at the baseline ({_few(missing)})")
-            message = (f"{len(from_whole_head) + len(missing)} of {len(self.feature_names)} "
-                       f"encoder features are not in the stream: " + "; ".join(parts) + ".")
-            warnings.warn(message, FeatureMismatchWarning, stacklevel=2)
-        return index
+        """Map a stream's feature names onto this encoder's, by name (see
+        :func:`match_feature_names`)."""
+        return match_feature_names(self.feature_names, frame_names, what="encoder")
 
     def take_features(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Rows of a stream ``(n_rows, n_in)`` -> this encoder's columns ``(n_rows, F)``.
@@ -513,30 +563,7 @@ class Encoder(nn.Module):
     # ---------------------------------------------------------------- generator identity
     def check_generator(self, generator_path: str | Path) -> None:
         """Raise a one-line error unless ``generator_path`` holds this encoder's generator."""
-        if self.generator_info is None:
-            warnings.warn("this encoder records no generator: it cannot be checked against "
-                          f"{generator_path}.", UserWarning, stacklevel=2)
-            return
-        given = generator_identity(generator_path)
-        recorded = self.generator_info
-        if given["arch"] != recorded.get("arch"):
-            raise NeuropaintError(
-                f"the encoder was trained for a {recorded.get('arch')} generator, and "
-                f"{given['path']} holds a {given['arch']}: use the generator it was trained "
-                f"for, or train an encoder for this one.")
-        diffs = _differences(_jsonable(recorded.get("init_kwargs")),
-                             _jsonable(given["init_kwargs"]))
-        if diffs:
-            raise NeuropaintError(
-                f"the encoder was trained for a generator of another shape than {given['path']}"
-                f" (recorded vs given: {'; '.join(diffs[:4])}): use the generator it was "
-                f"trained for, or train an encoder for this one.")
-        if given["weights_sha256"] != recorded.get("weights_sha256"):
-            raise NeuropaintError(
-                f"the encoder was trained for other generator weights: sha256 "
-                f"{str(recorded.get('weights_sha256'))[:12]}… recorded, "
-                f"{given['weights_sha256'][:12]}… in {given['path']} (same architecture); use "
-                f"the generator it was trained for, or train an encoder for this one.")
+        check_generator_identity(self.generator_info, generator_path, what="encoder")
 
     # ---------------------------------------------------------------- save / load
     def config(self) -> dict[str, Any]:

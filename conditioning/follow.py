@@ -16,6 +16,14 @@ session re-renders as it looked live:
    in its window: blinks, saturation, a dead channel) there is no target and the last good
    latent is held (artifact gating);
 4. :class:`conditioning.motion.WMotion` follows the target smoothly.
+
+The mapping is an :class:`conditioning.encoder.Encoder` or a
+:class:`conditioning.profile.PerformerProfile`. With a profile, step 3 is: each new clean row
+gives the state posteriors and controls (:meth:`PerformerProfile.read`), a per-session
+:class:`conditioning.player.StatePlayer` smooths them, commits to a state with hysteresis (on
+the rows' EEG clock) and gives the target; the rest is the same. A profile carries the
+performer's own baseline from their calibration, so its sessions usually skip the live
+calibration (``calibration_s=0``).
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ import numpy as np
 import torch
 
 from conditioning.encoder import take_features
-from eeg.features import FeatureFrame
 from conditioning.motion import MotionConfig, WMotion
+from conditioning.player import PlayerConfig
+from eeg.features import FeatureFrame
 from neuropaint.validate import NeuropaintError, check_positive
 
 logger = logging.getLogger(__name__)
@@ -55,6 +64,9 @@ class FollowState:
     row : ndarray of float32 | None
         The newest row in the encoder's feature order (NaN where the stream lacks a feature),
         None before the first row.
+    instrument : dict | None
+        With a profile: smoothed ``posteriors`` per state, the ``committed`` state (None
+        before the first) and ``controls`` (0..1), as :meth:`StatePlayer.describe` gives.
     """
 
     ws: np.ndarray
@@ -62,6 +74,7 @@ class FollowState:
     calibrating: bool
     eeg_time: float
     row: np.ndarray | None
+    instrument: dict | None = None
 
 
 class LatentFollower:
@@ -85,11 +98,14 @@ class LatentFollower:
         Where the painting rests before the first target (usually the generator's ``w_avg``).
     seed : int
         Seed of the motion's drift.
+    player : PlayerConfig | None
+        With a profile: how its states are played (default: the profile's own).
     """
 
     def __init__(self, encoder, names, *, motion: MotionConfig | None = None,
                  calibration_s: float = 10.0, update_momentum: float | None = None,
-                 w_avg: np.ndarray | None = None, seed: int = 0):
+                 w_avg: np.ndarray | None = None, seed: int = 0,
+                 player: PlayerConfig | None = None):
         self.encoder = encoder
         self.names = list(names)
         self.calibration_s = check_positive(calibration_s, "calibration_s", allow_zero=True)
@@ -109,6 +125,8 @@ class LatentFollower:
         self._fresh = False  # the newest row has not been encoded yet
         self.rows_seen = 0
         self.clean_rows_seen = 0
+        new_player = getattr(encoder, "new_player", None)  # a performer profile
+        self.player = new_player(player) if new_player is not None else None
         encoder.eval()
 
     def clean_mask(self, rows: FeatureFrame) -> np.ndarray:
@@ -162,9 +180,16 @@ class LatentFollower:
         self._try_calibrate(t)
         target = None
         valid = self._newest is not None and self._newest_clean
-        if valid and self.calibrated and (self._fresh or self.update_momentum is not None):
+        if self.player is not None:
+            if valid and self.calibrated and self._fresh:
+                posteriors, controls = self.encoder.read(self._newest[None])
+                self.player.push(posteriors[0], controls[0], self._newest_time)
+                target = self.player.target()
+                self._fresh = False
+        elif valid and self.calibrated and (self._fresh or self.update_momentum is not None):
             target = self._encode(self._newest)
             self._fresh = False
         ws = self.motion.step(target, dt)
         return FollowState(ws=ws, valid=valid, calibrating=not self.calibrated,
-                           eeg_time=self._newest_time, row=self._newest_shown)
+                           eeg_time=self._newest_time, row=self._newest_shown,
+                           instrument=None if self.player is None else self.player.describe())

@@ -60,8 +60,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eeg.features import FeatureFrame
 from conditioning.motion import MotionConfig
+from conditioning.statemodel import lda_train as _lda_train
+from conditioning.statemodel import standardiser as _standardiser
+from eeg.features import FeatureFrame
 from neuropaint.validate import NeuropaintError, check_int, check_option, check_positive
 
 logger = logging.getLogger(__name__)
@@ -116,13 +118,6 @@ def _ridge_fit(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]):
     return [evecs @ (proj / (evals + a)[:, None]) for a in alphas]
 
 
-def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    std[std < 1e-6] = 1.0  # a constant training feature must not blow up on the test side
-    return mean, std
-
-
 def _ridge_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
                  alphas: Sequence[float]) -> list:
     """Standardise, one-hot (+1/-1) targets; one (mean, std, coef, bias) per alpha."""
@@ -132,36 +127,6 @@ def _ridge_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
     y[np.arange(len(x)), labels] = 1.0
     y_mean = y.mean(axis=0)
     return [(mean, std, coef, y_mean) for coef in _ridge_fit(z, y - y_mean, alphas)]
-
-
-def _lda_train(x: np.ndarray, labels: np.ndarray, n_classes: int,
-               shrinkages: Sequence[float]) -> list:
-    """Linear discriminant analysis on standardised features, the pooled within-class
-    covariance shrunk towards its mean variance; one (mean, std, coef, bias) per shrinkage.
-
-    A class missing from the training rows is never predicted.
-    """
-    mean, std = _standardiser(x)
-    z = (x - mean) / std
-    counts = np.bincount(labels, minlength=n_classes)
-    present = counts > 0
-    centroids = np.zeros((n_classes, z.shape[1]))
-    np.add.at(centroids, labels, z)
-    centroids[present] /= counts[present, None]
-    residual = z - centroids[labels]
-    evals, evecs = np.linalg.eigh(residual.T @ residual / len(z))  # [d], [d, d]
-    evals = np.clip(evals, 0.0, None)
-    target = max(float(evals.mean()), 1e-12)
-    proj = evecs.T @ centroids.T  # [d, C]
-    log_prior = np.full(n_classes, -np.inf)
-    log_prior[present] = np.log(counts[present] / len(z))
-    models = []
-    for shrinkage in shrinkages:
-        variances = (1.0 - shrinkage) * evals + shrinkage * target
-        coef = evecs @ (proj / np.maximum(variances, 1e-12 * target)[:, None])  # [d, C]
-        bias = log_prior - 0.5 * np.sum(centroids.T * coef, axis=0)
-        models.append((mean, std, coef, bias))
-    return models
 
 
 def _linear_predict(model, x: np.ndarray) -> np.ndarray:

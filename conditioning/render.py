@@ -47,13 +47,15 @@ from PIL import Image
 
 from conditioning.encoder import Encoder
 from conditioning.follow import MIN_CALIBRATION_ROWS, LatentFollower
+from conditioning.motion import MotionConfig
+from conditioning.player import PlayerConfig
 from datasets.eeg import row_labels
+from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, flag_bad_annotations
 from eeg.io import read_raw
 from eeg.online import OnlineProcessor
 from gan.checkpoint import load_generator
 from gan.generate import render_ws, save_animation
-from conditioning.motion import MotionConfig
 from neuropaint.atomic import atomic_open, atomic_path
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config, check_int, check_positive
@@ -109,6 +111,7 @@ class SessionLatents:
     calibrating: np.ndarray
     features: np.ndarray
     feature_names: list[str]
+    instrument: list[dict | None] | None = None  # with a profile: posteriors, committed, controls
 
     def __len__(self) -> int:
         return len(self.times)
@@ -125,9 +128,36 @@ class SessionLatents:
                 "eeg_time": float(self.eeg_times[i]),
                 "calibrating": bool(self.calibrating[i]),
             }
+            if self.instrument is not None:
+                row.update(_instrument_columns(self.instrument[i], self.instrument[-1]))
             row.update(zip(self.feature_names, self.features[i].tolist(), strict=True))
             rows.append(row)
         return rows
+
+
+def _instrument_columns(state: dict | None, last: dict | None) -> dict:
+    """``committed_state``, ``posterior:STATE`` and ``control:NAME`` of one frame (blank before
+    the first clean row; ``last`` gives the column names)."""
+    state = state or {}
+    names = (last or state or {})
+    out = {"committed_state": state.get("committed") or ""}
+    for s in names.get("states", []):
+        out[f"posterior:{s}"] = float(state.get("posteriors", {}).get(s, math.nan))
+    for c in names.get("controls", {}):
+        out[f"control:{c}"] = float(state.get("controls", {}).get(c, math.nan))
+    return out
+
+
+def is_profile_mapping(mapping) -> bool:
+    """True for a performer profile (it has a state player), False for an encoder."""
+    return hasattr(mapping, "new_player")
+
+
+def default_calibration(mapping, calibration_s: float | str | None) -> float | None:
+    """``"auto"``: 0 for a profile (it brings the performer's baseline), 10 s for an encoder."""
+    if calibration_s == "auto":
+        return 0.0 if is_profile_mapping(mapping) else 10.0
+    return calibration_s
 
 
 def frame_times(duration: float, fps: float) -> np.ndarray:
@@ -144,12 +174,16 @@ def _eeg_picks(raw: mne.io.BaseRaw) -> np.ndarray:
 
 
 def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
-                    reject_by_annotation: bool = True) -> FeatureFrame:
+                    reject_by_annotation: bool = True,
+                    artifacts: ArtifactConfig | None = None) -> FeatureFrame:
     """Feature rows of a recording, pushed in the chunks a live loop at ``times`` would see.
 
     At each frame time ``t`` the samples with time <= ``t`` not pushed yet go to one
     :class:`eeg.online.OnlineProcessor` (always filtering, as on a live stream). Rows whose
     window overlaps a ``BAD*`` annotation are flagged invalid, as non-finite samples are.
+    With ``artifacts`` the live loop's own artifact detector (:class:`eeg.artifacts.
+    OnlineArtifacts`: blinks, saturation, flat signal, gaps) flags the rows it spoils too,
+    exactly as live.
 
     Returns
     -------
@@ -162,6 +196,8 @@ def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
     bads = [b for b in info["bads"] if b in ch_names]
     sfreq = float(info["sfreq"])
     processor = OnlineProcessor(spec, sfreq, ch_names, bads=bads, info=info)
+    detector = None if artifacts is None else OnlineArtifacts(
+        artifacts, processor.ch_names, processor.layout.window_n / processor.sfreq)
     # The last sample each frame may use: time <= t.
     stops = np.minimum(np.floor(np.asarray(times) * sfreq + 1e-6).astype(int) + 1, raw.n_times)
     sample_times = raw.times
@@ -171,7 +207,15 @@ def stream_features(raw: mne.io.BaseRaw, spec, times: np.ndarray, *,
         if stop <= start:
             continue
         chunk = raw.get_data(picks=picks, start=start, stop=stop)  # (n_channels, n_new)
-        parts.append(processor.push(chunk, sample_times[start:stop]))
+        rows = processor.push(chunk, sample_times[start:stop])
+        if detector is not None:
+            detector.update(processor.last_filtered, sample_times[start:stop], chunk)
+            if len(rows):
+                spoiled = np.array([k is not None for k in detector.spoiled(rows.times)])
+                if spoiled.any():
+                    rows = FeatureFrame(rows.values, rows.names, rows.times,
+                                        np.asarray(rows.valid, dtype=bool) & ~spoiled)
+        parts.append(rows)
         start = stop
     frame = FeatureFrame.concatenate(parts, processor.names)
     if reject_by_annotation and len(frame):
@@ -203,16 +247,17 @@ def follow_rows(
     times: np.ndarray,
     *,
     motion: MotionConfig | None = None,
-    calibration_s: float | None = 10.0,
+    calibration_s: float | str | None = "auto",
     update_momentum: float | None = None,
     w_avg: np.ndarray | None = None,
     seed: int = 0,
+    player: PlayerConfig | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Per-frame ``ws`` from feature rows, as the live loop makes them.
 
     Parameters
     ----------
-    encoder : conditioning.encoder.Encoder
+    encoder : conditioning.encoder.Encoder | conditioning.profile.PerformerProfile
         Its normaliser is calibrated here (a session baseline): pass a fresh copy to keep it.
     rows : FeatureFrame
         Rows in time order, any feature order (matched by name to the encoder's).
@@ -220,11 +265,12 @@ def follow_rows(
         Frame times, on the rows' clock.
     motion : MotionConfig | None
         Motion in W (default ``MotionConfig()``).
-    calibration_s : float | None
+    calibration_s : float | "auto" | None
         The baseline is set from the clean rows up to this time, as live (0: keep the
         encoder's own); if there are fewer than 5 by then, as soon as there are 5. None:
         from all clean rows of the session, before the first frame (offline only: it looks
-        ahead, as training's per-session standardisation does).
+        ahead, as training's per-session standardisation does). "auto": 10 s for an
+        encoder, 0 for a profile (its calibration set the performer's baseline).
     update_momentum : float | None
         After calibration, each new clean row also updates the baseline with this momentum
         (the live running update); None: off.
@@ -232,15 +278,19 @@ def follow_rows(
         Where the painting rests before any target (usually the generator's ``w_avg``).
     seed : int
         Seed of the motion's drift.
+    player : PlayerConfig | None
+        With a profile: how its states are played (default: the profile's own).
 
     Returns
     -------
     ws : ndarray of float32, shape (n_frames, num_ws, w_dim)
     info : dict
         ``valid``, ``eeg_times``, ``calibrating``, ``features`` per frame (see
-        :class:`SessionLatents`) and ``n_clean`` (clean rows available in all).
+        :class:`SessionLatents`), ``instrument`` (a profile's per-frame state, else None)
+        and ``n_clean`` (clean rows available in all).
     """
     check_encoder(encoder)
+    calibration_s = default_calibration(encoder, calibration_s)
     whole_session = calibration_s is None
     if not whole_session:
         calibration_s = check_positive(calibration_s, "calibration_s", allow_zero=True)
@@ -250,7 +300,8 @@ def follow_rows(
                               f"feature window ({encoder.spec.window:g} s).")
     follower = LatentFollower(encoder, rows.names, motion=motion,
                               calibration_s=0.0 if whole_session else calibration_s,
-                              update_momentum=update_momentum, w_avg=w_avg, seed=seed)
+                              update_momentum=update_momentum, w_avg=w_avg, seed=seed,
+                              player=player)
     clean = follower.clean_mask(rows)
     n_clean = int(clean.sum())
     if n_clean == 0:
@@ -270,6 +321,7 @@ def follow_rows(
     calibrating = np.zeros(n_frames, dtype=bool)
     eeg_times = np.full(n_frames, np.nan)
     features = np.full((n_frames, len(encoder.feature_names)), np.nan, dtype=np.float32)
+    instrument: list[dict | None] = []
     seen = -1  # rows up to this index have been pushed
     previous_t = times[0] if n_frames else 0.0
     for i, t in enumerate(times):
@@ -282,11 +334,13 @@ def follow_rows(
         eeg_times[i] = state.eeg_time
         if state.row is not None:
             features[i] = state.row
+        instrument.append(state.instrument)
     if not follower.calibrated:
         logger.warning("the session ended before calibration finished (%.1f s): the painting "
                        "rested at w_avg throughout", calibration_s)
     return ws, {"valid": valid, "eeg_times": eeg_times, "calibrating": calibrating,
-                "features": features, "n_clean": n_clean}
+                "features": features, "n_clean": n_clean,
+                "instrument": instrument if follower.player is not None else None}
 
 
 def _check_raw(raw) -> mne.io.BaseRaw:
@@ -305,15 +359,20 @@ def session_latents(
     fps: float = 15.0,
     tau: float = 0.5,
     motion: MotionConfig | None = None,
-    calibration_s: float | None = 10.0,
+    calibration_s: float | str | None = "auto",
     update_momentum: float | None = None,
     w_avg: np.ndarray | None = None,
     seed: int = 0,
+    player: PlayerConfig | None = None,
+    artifacts: ArtifactConfig | None = None,
 ) -> SessionLatents:
     """A recording's per-frame latents: online features -> encoder -> motion (no pixels).
 
     ``motion`` (when given) replaces ``tau``; other parameters as in :func:`follow_rows`.
-    The encoder's normaliser is calibrated on this session.
+    The encoder's normaliser is calibrated on this session. ``artifacts``: the live artifact
+    detector's settings (a profile always uses it, ``ArtifactConfig()`` by default, so its
+    offline frames are the live ones); None for an encoder keeps to ``BAD`` spans and
+    non-finite samples.
     """
     check_encoder(encoder)
     raw = _check_raw(raw)
@@ -324,13 +383,17 @@ def session_latents(
     if len(times) == 0:
         raise NeuropaintError(f"the recording ({duration:.3g} s) is shorter than one frame "
                               f"at {fps:g} fps.")
-    rows = stream_features(raw, encoder.spec, times)
+    if artifacts is None and is_profile_mapping(encoder):
+        artifacts = ArtifactConfig()
+    rows = stream_features(raw, encoder.spec, times, artifacts=artifacts)
     ws, info = follow_rows(encoder, rows, times, motion=motion, calibration_s=calibration_s,
-                           update_momentum=update_momentum, w_avg=w_avg, seed=seed)
+                           update_momentum=update_momentum, w_avg=w_avg, seed=seed,
+                           player=player)
     return SessionLatents(
         times=times, ws=ws, states=row_labels(raw, times), valid=info["valid"],
         eeg_times=info["eeg_times"], calibrating=info["calibrating"],
         features=info["features"], feature_names=list(encoder.feature_names),
+        instrument=info["instrument"],
     )
 
 
@@ -365,10 +428,11 @@ def render_recording(
     fps: float = 15.0,
     size: int | None = None,
     tau: float = 0.5,
-    calibration_s: float | None = 10.0,
+    calibration_s: float | str | None = "auto",
     motion: MotionConfig | None = None,
     update_momentum: float | None = None,
     seed: int = 0,
+    player: PlayerConfig | None = None,
     batch: int = 8,
     progress: bool = False,
     return_latents: bool = False,
@@ -409,7 +473,8 @@ def render_recording(
     latents = session_latents(
         encoder, raw, fps=fps, tau=tau, motion=motion, calibration_s=calibration_s,
         update_momentum=update_momentum,
-        w_avg=None if w_avg is None else w_avg.detach().cpu().numpy(), seed=seed)
+        w_avg=None if w_avg is None else w_avg.detach().cpu().numpy(), seed=seed,
+        player=player)
     frames = synthesize(G, latents.ws, size=size, batch=batch, progress=progress)
     if return_latents:
         return frames, latents.table(), latents
@@ -476,20 +541,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "artifact gating and motion): frames or an animation, plus frames.csv with each "
         "frame's time, state annotation and features.",
     )
-    parser.add_argument("encoder", help="encoder folder (from python -m conditioning.train)")
-    parser.add_argument("generator", help="generator snapshot or run folder the encoder was "
-                        "trained for")
-    parser.add_argument("recording", help="EEG recording: EDF/BDF/GDF/FIF/BrainVision/EEGLAB/"
-                        "XDF, or a recorded live session")
+    parser.add_argument("paths", nargs="+", metavar="[ENCODER] GENERATOR RECORDING",
+                        help="the encoder folder (from python -m conditioning.train; left out "
+                        "with --profile), the generator snapshot or run it was made for, and "
+                        "the EEG recording: EDF/BDF/GDF/FIF/BrainVision/EEGLAB/XDF, or a "
+                        "recorded live session")
+    parser.add_argument("--profile", help="paint with a performer profile (python -m "
+                        "live.calibrate or conditioning.calibrate) instead of an encoder")
+    parser.add_argument("--hold", type=float, help="profile: seconds a state must lead "
+                        "before the painting commits to it (default: the profile's)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--fps", type=float, default=15.0, help="frames per second (15)")
     parser.add_argument("--size", type=int, help="output side in px (default: the "
                         "generator's resolution); Lanczos resampling")
     parser.add_argument("--format", choices=FORMATS, default="gif",
                         help="gif, webp, frames (PNG files) or mp4 (needs ffmpeg)")
-    parser.add_argument("--calibration", default="10", metavar="SECONDS",
-                        help="baseline period at the start, as live (10; 0 keeps the "
-                        "encoder's own), or 'session': the whole recording's baseline")
+    parser.add_argument("--calibration", metavar="SECONDS",
+                        help="baseline period at the start, as live (default 10 with an "
+                        "encoder, 0 with a profile: 0 keeps the mapping's own baseline), or "
+                        "'session': the whole recording's baseline")
     parser.add_argument("--tau", type=float, default=0.5, help="motion time constant in "
                         "seconds (0.5)")
     parser.add_argument("--drift", type=float, default=0.0, help="slow wander in W (0: off)")
@@ -506,18 +576,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.format == "mp4" and shutil.which("ffmpeg") is None:
         raise NeuropaintError("mp4 needs ffmpeg, which is not installed; use --format gif, "
                               "webp or frames (or install ffmpeg).")
-    calibration = _parse_calibration(args.calibration)
+    wanted = 2 if args.profile else 3
+    if len(args.paths) != wanted:
+        raise NeuropaintError(
+            "give GENERATOR RECORDING with --profile" if args.profile else
+            "give ENCODER GENERATOR RECORDING (or --profile PROFILE GENERATOR RECORDING)")
+    generator, recording = args.paths[-2], args.paths[-1]
+    calibration = "auto" if args.calibration is None else _parse_calibration(args.calibration)
     motion = build_config(MotionConfig, tau=args.tau, drift=args.drift)
-    encoder = Encoder.from_pretrained(args.encoder, generator_path=args.generator)
-    G = load_generator(args.generator)
-    raw = read_raw(args.recording, stream=args.stream, verbose="error")
+    player = None
+    if args.profile:
+        from conditioning.profile import PerformerProfile
+
+        encoder = PerformerProfile.from_pretrained(args.profile, generator_path=generator)
+        if args.hold is not None:
+            player = build_config(PlayerConfig, encoder.player_config.model_dump(),
+                                  hold=args.hold)
+    else:
+        encoder = Encoder.from_pretrained(args.paths[0], generator_path=generator)
+    G = load_generator(generator)
+    raw = read_raw(recording, stream=args.stream, verbose="error")
     frames, table, latents = render_recording(
         encoder, G, raw, fps=args.fps, size=args.size, motion=motion,
         calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
-        progress=True, return_latents=True)
+        player=player, progress=True, return_latents=True)
     out = Path(args.out)
     save_outputs(frames, table, out, args.format, args.fps,
-                 name=_animation_name(Path(args.recording)),
+                 name=_animation_name(Path(recording)),
                  detail=f", {int(latents.valid.sum())} from clean EEG")
     if args.save_ws:
         with atomic_path(out / "ws.npy") as tmp:

@@ -31,7 +31,7 @@ from neuropaint.validate import NeuropaintError, check_positive
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEMO_MODEL", "build_demo_model", "demo_paths", "main"]
+__all__ = ["DEMO_MODEL", "build_demo_model", "demo_paths", "demo_profile", "main"]
 
 DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
 DEMO_PRESET = "demo64"
@@ -42,6 +42,12 @@ EEG_SESSION_S = 160.0     # Each cycles the four states 4 times (10 s each).
 def demo_upscaler(folder: str | Path = DEMO_MODEL) -> Path | None:
     """The demo model's upscaler folder, or None when it has none."""
     path = Path(folder) / "upscaler"
+    return path if (path / "config.json").is_file() else None
+
+
+def demo_profile(folder: str | Path = DEMO_MODEL) -> Path | None:
+    """The demo model's performer profile folder, or None when it has none."""
+    path = Path(folder) / "profile"
     return path if (path / "config.json").is_file() else None
 
 

