@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from conditioning.encoder import Encoder
+from conditioning.motion import MotionConfig
 from conditioning.render import (
     main,
     render_recording,
@@ -23,7 +24,6 @@ from eeg.synthetic import make_raw
 from gan.checkpoint import load_generator, save_snapshot
 from gan.presets import get_preset
 from gan.train import build_networks
-from conditioning.motion import MotionConfig
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
 
