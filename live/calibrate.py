@@ -92,6 +92,9 @@ _STATE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _TICK_S = 0.05  # Main loop period: reading the stream, the countdown, the viewer.
 _PUBLISH_S = 0.25  # Viewer status period.
 _DRAIN_S = 1.0  # Longest wait, at the end, for the samples of the last moments to arrive.
+# A block ends once its samples have arrived up to this close to its end: a stream that dies
+# late in a block holds the block open until it comes back or --stall-timeout ends it there.
+_LATE_S = 0.5
 _FRAME = np.full((90, 160, 3), 12, dtype=np.uint8)  # The dark 16:9 "painting" of the viewer.
 
 
@@ -361,7 +364,8 @@ class _Run:
                 newest = self.source.newest_timestamp
                 return "lost", start if newest is None else min(newest, now)
             self._say_stall(stalled, upcoming)
-            if now >= end:
+            newest = self.source.newest_timestamp
+            if now >= end and newest is not None and newest >= end - _LATE_S:
                 return "done", end
             self.terminal.countdown(label, end - now)
             self._publish(block, upcoming, end - now)

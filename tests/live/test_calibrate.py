@@ -165,11 +165,13 @@ def test_cli_prints_a_bad_argument_as_one_line_with_status_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_short_run_records_the_blocks_and_the_simulator_follows_them(tmp_path):
+def test_a_short_run_records_the_blocks_the_simulator_follows_and_a_profile_is_fitted(tmp_path):
     out = tmp_path / "profile"
+    # Seeded targets: "auto" would search the generator for each state (a minute on 2 cores).
     proc = subprocess.run([sys.executable, "-m", "live.calibrate", *SHORT, "--block", "3",
-                           "--seed", "1", "--out", str(out), "--no-fit"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                           "--seed", "1", "--out", str(out), "--target", "eyes_closed=seed:1",
+                           "focused=seed:2"], cwd=REPO, capture_output=True, text=True,
+                          timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     schedule = make_schedule(["eyes_closed", "focused"], 2, 1)
@@ -180,8 +182,12 @@ def test_a_short_run_records_the_blocks_and_the_simulator_follows_them(tmp_path)
     assert "  eyes_closed:   3 s left" in text and "  focused:   1 s left" in text
     assert "4 of 4 blocks finished (eyes_closed 2, focused 2)" in text
     record = tmp_path / "profile.calibration"  # The default, beside --out.
-    assert f"python -m conditioning.calibrate {record} --generator " in text
-    assert not out.exists()
+    # The profile, fitted by conditioning.calibrate, and its report.
+    assert f"live.calibrate: fitting the profile into {out}" in text
+    assert "targets: eyes_closed=seed:1, focused=seed:2" in text  # From report.summary().
+    assert (f"live.calibrate: profile written to {out}; play it with: python -m live.render "
+            f"--profile {out}") in text
+    assert (out / "config.json").is_file()
 
     raw = read_raw(record, verbose="error")
     sfreq = raw.info["sfreq"]
@@ -214,30 +220,31 @@ def test_a_short_run_records_the_blocks_and_the_simulator_follows_them(tmp_path)
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_recording_with_the_cut_block_and_says_how_to_fit(tmp_path):
     out = tmp_path / "profile"
-    proc = _start([*SHORT, "--block", "4", "--out", str(out)])
-    _wait_for(proc, "BLOCK 2 / 4")
-    time.sleep(1.5)
+    proc = _start([*SHORT, "--block", "2", "--out", str(out), "--no-fit"])
+    _wait_for(proc, "BLOCK 3 / 4")
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 1, stderr[-2000:]  # No profile: one state only has a block.
+    assert proc.returncode == 1, stderr[-2000:]  # Stopped early: no profile.
     assert "Traceback" not in stderr
     assert "live.calibrate: stopped; recorded " in stdout
-    assert "1 of 4 blocks finished" in stdout and " cut at 1." in stdout
-    assert "cannot fit a profile: it needs a finished block of at least two states" in stdout
+    assert "2 of 4 blocks finished (eyes_closed 1, focused 1)" in stdout
+    assert ", eyes_closed cut at " in stdout
     record = tmp_path / "profile.calibration"
-    assert f"python -m conditioning.calibrate {record} --generator " in stdout
+    assert (f"live.calibrate: fit the profile with: python -m conditioning.calibrate {record} "
+            f"--generator ") in stdout
     assert not out.exists()
 
     schedule = make_schedule(["eyes_closed", "focused"], 2, 0)
     raw = read_raw(record, verbose="error")
     blocks = [(a["onset"], a["duration"], a["description"]) for a in raw.annotations]
-    assert [d for _, _, d in blocks] == schedule[:2]
-    assert blocks[0][1] == pytest.approx(4.0, abs=0.01)
-    assert 1.2 < blocks[1][1] < 2.5  # Cut at the stop.
-    assert raw.times[-1] >= blocks[1][0] + blocks[1][1] - 0.05  # The samples up to the stop.
+    assert [d for _, _, d in blocks] == schedule[:3]
+    assert [b[1] for b in blocks[:2]] == [pytest.approx(2.0, abs=0.01)] * 2
+    assert 0.7 < blocks[2][1] < 1.9  # Cut at the stop.
+    assert raw.times[-1] >= blocks[2][0] + blocks[2][1] - 0.05  # The samples up to the stop.
     session = json.loads((record / "session.json").read_text())
     assert session["how"] == "stopped" and session["ended"] is not None
-    assert [b["complete"] for b in session["blocks"]] == [True, False]
+    assert [b["complete"] for b in session["blocks"]] == [True, True, False]
 
 
 @pytest.mark.slow
@@ -246,18 +253,19 @@ def test_a_stream_that_goes_away_ends_the_calibration_and_keeps_the_recording(
     sim, name = start_simulator(channels=8)
     out = tmp_path / "profile"
     proc = _start(["--stream", name, "--states", "eyes_closed,focused", "--repeats", "2",
-                   "--rest", "0", "--block", "4", "--no-serve", "--stall-timeout", "2",
+                   "--rest", "0", "--block", "2", "--no-serve", "--stall-timeout", "1.5",
                    "--out", str(out), "--record", str(tmp_path / "rec")])
     _wait_for(proc, "BLOCK 2 / 4")
-    time.sleep(1.0)
+    time.sleep(0.6)
     sim.stop()  # The headset is switched off.
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert "the stream sends nothing (block 2/4); waiting up to 2 s for it" in stdout
-    assert "the stream went away (no sample for 2 s); recorded " in stdout
+    assert "the stream sends nothing (block 2/4); waiting up to 1.5 s for it" in stdout
+    assert "the stream went away (no sample for 1.5 s); recorded " in stdout
+    assert "cannot fit a profile: it needs a finished block of at least two states" in stdout
     raw = read_raw(tmp_path / "rec", verbose="error")
     blocks = [(a["duration"], a["description"]) for a in raw.annotations]
-    assert blocks[0] == (pytest.approx(4.0, abs=0.01), make_schedule(
+    assert blocks[0] == (pytest.approx(2.0, abs=0.01), make_schedule(
         ["eyes_closed", "focused"], 2, 0)[0])
-    assert len(blocks) == 2 and 0.5 < blocks[1][0] < 1.6  # Cut at the last sample.
+    assert len(blocks) == 2 and 0.2 < blocks[1][0] < 1.2  # Cut at the last sample.
