@@ -77,3 +77,19 @@ def tiny_model(tmp_path_factory):
     run(EncoderTrainConfig(eeg=str(root / "eeg"), generator=str(generator), out=str(encoder),
                            steps=20, batch=64, val_fraction=0.34))
     return encoder, generator
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tiny_model, tmp_path_factory):
+    """A performer profile for the tiny generator, calibrated on 16-channel synthetic EEG
+    (3 states, 3 interleaved 8 s blocks each)."""
+    from conditioning.calibrate import calibrate
+    from eeg.synthetic import make_raw
+
+    order = ["eyes_closed", "focused", "drowsy", "focused", "eyes_closed", "drowsy",
+             "eyes_closed", "drowsy", "focused"]
+    raw = make_raw(8.0 * len(order), n_channels=16, seed=11, states=[(s, 8.0) for s in order])
+    out = tmp_path_factory.mktemp("live_profile") / "profile"
+    calibrate([raw], tiny_model[1], out, states=["eyes_closed", "focused", "drowsy"],
+              permutations=0)
+    return out

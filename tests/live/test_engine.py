@@ -227,3 +227,45 @@ def test_band_meters_and_live_spec():
     assert meters[next(iter(spec.bands))] == pytest.approx(10 / (10 + len(names) - 1), 1e-3)
     assert band_meters(None, names, list(spec.bands)) == {}
     assert band_meters(np.full(len(names), np.nan), names, list(spec.bands)) == {}
+
+
+def test_a_profile_plays_live_and_replays_offline_alike(tiny_model, tiny_profile, tmp_path):
+    """The simulator holds eyes_closed, then focused; the engine paints with a profile; the
+    recorded session re-rendered offline from its EEG commits to the same states."""
+    from conditioning.profile import PerformerProfile
+    from live.replay import main as replay_main
+
+    _, gen_dir = tiny_model
+    name = unique()
+    folder = tmp_path / "session"
+    profile = PerformerProfile.from_pretrained(tiny_profile, generator_path=gen_dir)
+    G = load_generator(gen_dir)
+    with simulator(name, states=["eyes_closed", "focused"], state_duration=6.0) as sim, \
+            LSLSource(name, timeout=5).open() as source:
+        recorder = SessionRecorder(folder, source.meta, num_ws=G.num_ws, w_dim=G.w_dim,
+                                   about={"profile": str(tiny_profile), "generator": str(gen_dir),
+                                          "generator_identity": profile.generator_info,
+                                          "engine": {"fps": FPS}})
+        engine = Engine(profile, G, source, EngineConfig(fps=FPS, size=32, calibration=0.0,
+                                                         baseline_memory=None),
+                        sinks=[recorder])
+        frames = collect(engine, 11.0)
+        engine.close()
+        assert sim.running
+    live = [f.instrument["committed"] or "" for f in frames if f.instrument]
+    assert frames[-1].signal == "ok" and not any(f.calibrating for f in frames)
+    assert set(frames[-1].instrument["posteriors"]) == {"eyes_closed", "focused", "drowsy"}
+    assert engine.status()["instrument"]["committed"] == live[-1]
+    assert "eyes_closed" in live[: len(live) // 2]  # the first state is found live
+    out = tmp_path / "again"
+    assert replay_main([str(folder), "--out", str(out), "--recompute", "--format",
+                        "frames"]) == 0
+    table = (out / "frames.csv").read_text().splitlines()
+    column = table[0].split(",").index("committed_state")
+    offline = [line.split(",")[column] for line in table[1:]]
+    # Each live frame against the offline frame at the same EEG time (from the first sample).
+    pairs = [(f.instrument["committed"] or "",
+              offline[min(len(offline) - 1, round((f.eeg_time - engine.first_sample) * FPS))])
+             for f in frames if f.instrument and np.isfinite(f.eeg_time)]
+    agree = np.mean([a == b for a, b in pairs])
+    assert agree > 0.85, pairs
