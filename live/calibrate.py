@@ -405,7 +405,7 @@ class _Run:
             signal = "waiting"
         else:
             signal = "stalled" if self.source.stalled else "ok"
-        return {"signal": signal, "state": f"calibration: block {number} / {len(self.blocks)}",
+        return {"signal": signal, "state": "calibration",
                 "bands": self.meters.value if self.meters is not None else {},
                 "instruction": {"text": text, "state": state, "remaining_s": round(left, 1),
                                 "block": number, "blocks": len(self.blocks),

@@ -154,6 +154,8 @@
 
     $("fps").textContent = `${fmt(status.fps, 1)} fps`;
     const age = status.age_ms && typeof status.age_ms === "object" ? status.age_ms : {};
+    // Nothing painted (a calibration): no row of dashes.
+    $("figures").hidden = num(status.fps) === null && num(age.p50) === null;
     $("latency").textContent = `latency ${fmt(age.p50)} / ${fmt(age.p95)} ms (p50 / p95)`;
 
     const bands = dict(status.bands);

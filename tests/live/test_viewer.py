@@ -839,6 +839,9 @@ def test_chromium_shows_the_instrument_and_the_instruction_beside_the_painting(t
         _wait_for(lambda: browser.evaluate(opacity) == ["0", "0"], 5, "the panels to hide")
         browser.press("h")
         _wait_for(lambda: browser.evaluate(opacity) == ["1", "1"], 5, "the panels to return")
+        _wait_for(lambda: browser.evaluate("getComputedStyle(document.getElementById("
+                                           "'fullscreen')).opacity") == "1", 2,
+                  "the full screen button, awake after a key")
 
         # A status without an instrument (an encoder, not a profile): the page as before.
         viewer.publish(painting, base)
