@@ -478,12 +478,12 @@ def _parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("profile and recording")
     out.add_argument("--out", required=True, metavar="PROFILE",
                      help="profile folder to write (must not exist yet, or be empty)")
-    out.add_argument("--generator", help="generator the profile paints with (default: the "
-                     "bundled demo model's)")
+    out.add_argument("--generator", help="generator the profile paints with; none: the "
+                     "bundled demo model's")
     out.add_argument("--target", nargs="+", action="extend", metavar="STATE=IMAGE|seed:N|auto",
-                     help="target painting of a state (default: the fitter's choice)")
+                     help="target painting of a state; none: the fitter's choice")
     out.add_argument("--record", metavar="DIR",
-                     help="recording folder (default: PROFILE.calibration beside --out)")
+                     help="recording folder; none: PROFILE.calibration beside --out")
     out.add_argument("--no-fit", action="store_true",
                      help="record only; fit later with python -m conditioning.calibrate")
     out.add_argument("--serve", default="127.0.0.1:8765",
