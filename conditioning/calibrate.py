@@ -84,6 +84,7 @@ class LabelledRows:
     labels: list[str]
     blocks: np.ndarray
     skipped: dict[str, int] = field(default_factory=dict)
+    block_seconds: list[float] = field(default_factory=list)  # length of every state span
 
 
 def _spans(raw: mne.io.BaseRaw, annotations: mne.Annotations) -> list[tuple[float, float, str]]:
@@ -107,6 +108,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     artifacts = artifacts or ArtifactConfig()
     values, labels, blocks = [], [], []
     skipped: dict[str, int] = {}
+    seconds: list[float] = []
     names: list[str] | None = None
     block = 0
     for recording in recordings:
@@ -124,6 +126,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
         times = np.asarray(rows.times)
         valid = np.asarray(rows.valid, dtype=bool) & np.isfinite(rows.values).all(axis=1)
         for start, stop, state in spans:
+            seconds.append(stop - start)
             # A row counts when its whole window lies inside the span.
             inside = (times >= start + spec.window - 1e-9) & (times <= stop + 1e-9)
             skipped[state] = skipped.get(state, 0) + int((inside & ~valid).sum())
@@ -138,7 +141,16 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     if not values:
         raise NeuropaintError("no clean rows inside any state span: the spans are shorter than "
                               f"one feature window ({spec.window:g} s), or every row is spoiled.")
-    return LabelledRows(np.concatenate(values), names, labels, np.concatenate(blocks), skipped)
+    return LabelledRows(np.concatenate(values), names, labels, np.concatenate(blocks), skipped,
+                        seconds)
+
+
+def player_for(rows: LabelledRows) -> PlayerConfig:
+    """The default way to play a calibration: states are expected to last about as long as
+    its blocks did (a 20 s guided block: a change every 20 s; a 3.5 s motor-imagery trial:
+    every 3.5 s), so the filter is as sticky as the performance will be."""
+    typical = float(np.median(rows.block_seconds)) if rows.block_seconds else 10.0
+    return PlayerConfig(switch_rate=float(np.clip(1.0 / max(typical, 1e-3), 0.02, 2.0)))
 
 
 @dataclass
@@ -211,7 +223,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
         What each state paints (default: ``auto`` for each).
     controls : mapping of name to feature expression (default :data:`DEFAULT_CONTROLS`).
     spec : FeatureSpec (default ``FeatureSpec()``).
-    player : PlayerConfig (default ``PlayerConfig()``).
+    player : PlayerConfig (default: :func:`player_for` the calibration's blocks).
     permutations : int
         Block-label permutations for the chance level.
     """
@@ -236,6 +248,11 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     G = load_generator(generator)
     identity = generator_identity(generator)
     kept, cweights, lows, highs = _fit_controls(rows, dict(controls or DEFAULT_CONTROLS))
+    auto = player_for(rows)
+    if player is None:
+        player = auto
+    elif "switch_rate" not in player.model_fields_set:  # the rest given, the rate from here
+        player = player.model_copy(update={"switch_rate": auto.switch_rate})
     profile = PerformerProfile(spec, rows.names, order, kept, G.num_ws, G.w_dim,
                                generator=identity, player=player)
     profile.normalizer.calibrate(rows.values, robust=True)
@@ -350,9 +367,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="feature window in seconds (shorter answers faster, longer is surer)")
     p.add_argument("--hold", type=float, default=PlayerConfig().hold,
                    help="seconds a state must lead before the painting commits to it")
-    p.add_argument("--switch-rate", type=float, default=PlayerConfig().switch_rate,
+    p.add_argument("--switch-rate", type=float,
                    help="expected state changes per second (lower holds states more "
-                        "firmly, higher answers faster)")
+                        "firmly, higher answers faster; default: one per calibration block "
+                        "length)")
     p.add_argument("--permutations", type=int, default=100,
                    help="block-label permutations for the chance level")
     p.add_argument("--seed", type=int, default=0, help="seed of auto targets and permutations")
@@ -377,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise NeuropaintError(f"'--window' must be a positive number of seconds, got "
                               f"{args.window}.")
     spec = build_config(FeatureSpec, window=args.window, hop=min(0.1, args.window))
-    player = build_config(PlayerConfig, hold=args.hold, switch_rate=args.switch_rate)
+    player = build_config(PlayerConfig, hold=args.hold, **(
+        {} if args.switch_rate is None else {"switch_rate": args.switch_rate}))
     targets = parse_targets(args.target, states)
     _, report = calibrate(args.recordings, Path(args.generator), args.out, states=states, events=events,
                           event_window=window, targets=targets,

@@ -153,6 +153,8 @@ class LatentFollower:
             good = self.take(np.asarray(rows.values)[clean])
             if not self.calibrated:
                 self._pending.extend(good)
+            elif self.update_momentum is not None and self.player is not None:
+                self.encoder.recentre(good, self.update_momentum)  # a profile keeps its spread
             elif self.update_momentum is not None:
                 self.encoder.normalizer.update(good, self.update_momentum)
         last = np.asarray(rows.values[-1:], dtype=np.float32)
@@ -165,7 +167,10 @@ class LatentFollower:
     def _try_calibrate(self, t: float) -> None:
         if self.calibrated or t < self.calibration_s or len(self._pending) < MIN_CALIBRATION_ROWS:
             return
-        self.encoder.normalizer.calibrate(np.stack(self._pending))
+        if self.player is not None:
+            self.encoder.recentre(np.stack(self._pending))  # a profile keeps its spread
+        else:
+            self.encoder.normalizer.calibrate(np.stack(self._pending))
         logger.info("baseline from %d clean rows up to %.1f s", len(self._pending), t)
         self._pending = []
         self.calibrated = True

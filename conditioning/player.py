@@ -61,7 +61,7 @@ class PlayerConfig(BaseModel):
                              "to count as leading.")
     control_tau: float = Field(1.0, ge=0, le=60, description="Seconds over which the "
                                "continuous controls are averaged.")
-    control_amount: float = Field(1.0, ge=0, le=10, description="How far a control at 0 or 1 "
+    control_amount: float = Field(0.75, ge=0, le=10, description="How far a control at 0 or 1 "
                                   "moves the painting along its direction, in standard "
                                   "deviations of W along it.")
 

@@ -167,6 +167,26 @@ class PerformerProfile(nn.Module):
         controls[undefined.any(axis=2)] = 0.5
         return post, controls
 
+    def recentre(self, rows: np.ndarray, momentum: float | None = None) -> None:
+        """Move the baseline's centre to a session's rows, keeping the performer's spread.
+
+        The live loop's session calibration (``--calibration S``) and running update call
+        this instead of re-estimating the whole baseline: the state model was fitted on the
+        calibration's spread, and a few seconds of one state would shrink it. ``momentum``
+        None: the median of ``rows``; else an exponential average, ``momentum`` per row.
+        """
+        rows = np.asarray(rows, dtype=np.float64)
+        rows = rows[np.isfinite(rows).all(axis=1)]
+        if not len(rows):
+            return
+        mean = self.normalizer.mean.double().numpy()
+        if momentum is None:
+            new = np.median(rows, axis=0)
+        else:
+            weights = momentum * (1.0 - momentum) ** np.arange(len(rows) - 1, -1, -1)
+            new = (1.0 - momentum) ** len(rows) * mean + weights @ rows
+        self.normalizer.mean.copy_(torch.from_numpy(new))
+
     def new_player(self, config: PlayerConfig | None = None) -> StatePlayer:
         """A fresh :class:`StatePlayer` for one session (``config`` overrides the profile's)."""
         return StatePlayer(self.targets.numpy(), self.directions.numpy(), self.states,

@@ -311,7 +311,11 @@ def follow_rows(
         raise NeuropaintError(f"the recording has only {n_clean} clean feature row(s); the "
                               f"calibration needs {MIN_CALIBRATION_ROWS}.")
     if whole_session:
-        encoder.normalizer.calibrate(follower.take(np.asarray(rows.values)[clean]))
+        session_rows = follower.take(np.asarray(rows.values)[clean])
+        if follower.player is not None:
+            encoder.recentre(session_rows)  # a profile keeps the performer's spread
+        else:
+            encoder.normalizer.calibrate(session_rows)
 
     # Newest row with time <= t for each frame (-1: none yet).
     newest = np.searchsorted(rows.times, times, side="right") - 1  # [n_frames]

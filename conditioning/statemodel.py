@@ -261,9 +261,14 @@ def state_accuracy(scores: np.ndarray, labels: Sequence[str], blocks: Sequence,
     chance_p95 = float(np.percentile(chance, 95)) if chance else 1.0 / k
     warnings = []
     if balanced <= chance_p95:
-        warnings.append(f"the states cannot be told apart: balanced accuracy {balanced:.2f} is "
-                        f"within chance (95th percentile {chance_p95:.2f}); the profile still "
-                        "plays, but its states will not follow the performer")
+        coarse = len(unique_blocks) < 12
+        warnings.append(
+            f"the calibration does not show the states apart from chance: balanced accuracy "
+            f"{balanced:.2f}, 95th percentile of block permutations {chance_p95:.2f}"
+            + (f"; with {len(unique_blocks)} blocks that test is coarse (a permutation that "
+               f"moves one or two blocks scores almost as well): record more, shorter blocks"
+               if coarse else "; the profile still plays, but its states may not follow "
+               "the performer"))
     for i, s in enumerate(states):
         row = confusion[i].astype(float) / max(1, confusion[i].sum())
         other = int(np.argmax(np.where(np.arange(k) == i, -1, row)))

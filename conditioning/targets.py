@@ -4,15 +4,17 @@ A target is given per state as
 
 - ``auto``: a distinct, typical painting of the generator. Many random latents are drawn with
   the truncation trick (``psi`` 0.7: typical, away from W's thin edges; Karras et al. 2019,
-  sec. 3), painted small, and farthest-point sampling on those paintings picks ones that
-  look as different from each other as the generator allows (Gonzalez 1985's greedy
-  k-centre, started from the painting nearest the mean);
+  sec. 3), painted small; the half nearest the mean painting is kept (typical, not the
+  generator's extremes), and farthest-point sampling among those picks paintings as
+  different from each other as it allows (Gonzalez 1985's greedy k-centre, started from
+  the most typical one);
 - ``seed:N``: the truncated latent of the generator's random seed N (as ``gan.generate``);
 - an image path: one of the artist's works, projected into the generator (:mod:`gan.project`).
 
 The continuous controls move the painting within its target along the principal directions
 of W (Härkönen et al. 2020, "GANSpace": PCA of sampled w finds the generator's main modes of
-variation), each scaled to one standard deviation of W along it.
+variation), each scaled to one standard deviation of W along it, on the middle and fine
+layers only (colour and texture; the composition stays the state's).
 """
 
 from __future__ import annotations
@@ -86,7 +88,12 @@ def auto_targets(G: torch.nn.Module, count: int, *, seed: int = 0,
     z = torch.randn(max(candidates, count), G.z_dim, generator=gen)
     ws = G.mapping(z, None, truncation_psi=psi).numpy()  # [n, num_ws, w_dim]
     pixels = _paint_small(G, ws)  # [n, P]
-    chosen = [int(np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1)))]
+    # Typical: the half nearest the mean painting (farthest-point sampling alone would pick
+    # the generator's extremes: a black field, a flat wash).
+    spread = ((pixels - pixels.mean(axis=0)) ** 2).mean(axis=1)
+    typical = np.argsort(spread)[: max(count, len(pixels) // 2)]
+    ws, pixels = ws[typical], pixels[typical]
+    chosen = [0]  # the most typical painting
     nearest = ((pixels - pixels[chosen[0]]) ** 2).mean(axis=1)
     while len(chosen) < count:
         pick = int(np.argmax(nearest))
@@ -161,8 +168,15 @@ def resolve_targets(G: torch.nn.Module, targets: Mapping[str, str], states: Sequ
 @torch.no_grad()
 def control_directions(G: torch.nn.Module, count: int, *, samples: int = 4096, seed: int = 0
                        ) -> np.ndarray:
-    """The ``count`` principal directions of W, each one standard deviation long, broadcast to
-    every layer: ``[count, num_ws, w_dim]``."""
+    """The ``count`` principal directions of W, each one standard deviation long, on the
+    middle and fine layers only: ``[count, num_ws, w_dim]``.
+
+    The coarse layers (the composition, :func:`conditioning.encoder.layer_groups`) are left
+    alone, so a control changes the colour and texture of the state's painting, never which
+    painting it is (GANSpace's layer-restricted edits, Härkönen et al. 2020, sec. 3.2).
+    """
+    from conditioning.encoder import layer_groups
+
     if count == 0:
         return np.zeros((0, G.num_ws, G.w_dim), dtype=np.float32)
     gen = torch.Generator().manual_seed(seed)
@@ -172,4 +186,6 @@ def control_directions(G: torch.nn.Module, count: int, *, samples: int = 4096, s
     _, s, vt = np.linalg.svd(w, full_matrices=False)
     std = s[:count] / np.sqrt(len(w) - 1)
     dirs = vt[:count] * std[:, None]  # [count, w_dim]
-    return np.repeat(dirs[:, None, :], G.num_ws, axis=1).astype(np.float32)
+    out = np.repeat(dirs[:, None, :], G.num_ws, axis=1)  # [count, num_ws, w_dim]
+    out[:, layer_groups(G.num_ws)["coarse"]] = 0.0
+    return out.astype(np.float32)

@@ -7,7 +7,11 @@
 - ``encoder/``: a ``conditioning.train --mode align`` encoder trained for that generator on
   synthetic EEG sessions (``eeg.synthetic``, every state, several seeds);
 - ``upscaler/``: a ``gan.upscale`` x4 model (the seeds' 64 -> 256 px step) trained on 256 px
-  procedural paintings, so the live painting is 256 px at the cost of a 64 px generator.
+  procedural paintings, so the live painting is 256 px at the cost of a 64 px generator;
+- ``profile/``: a performer profile (:mod:`conditioning.profile`) of the simulated headset,
+  from a guided ``live.calibrate`` session (eyes closed, eyes open, focused, relaxed; the
+  simulator plays them as eyes_closed, neutral, focused, drowsy) with ``auto`` targets.
+  ``python -m live.render`` with no arguments plays it.
 
 Made by the project's own code, from nothing but this repository::
 
@@ -127,6 +131,25 @@ def _eeg_store(work: Path) -> Path:
     return store
 
 
+PROFILE_STATES = "eyes_closed,eyes_open,focused,relaxed"  # the simulator plays each by alias
+
+
+def _profile(work: Path, generator: Path, out: Path) -> None:
+    """The demo profile: a guided calibration of the simulated headset (``live.calibrate``,
+    4 states x 4 blocks of 20 s, 6 minutes of real time, recorded in ``work``), fitted with
+    ``auto`` targets. A recording already in ``work`` is fitted again instead."""
+    from conditioning.calibrate import calibrate
+    from live.calibrate import main as calibrate_live
+
+    recording = work / "calibration"
+    if not (recording / "session.json").is_file():
+        calibrate_live(["--out", str(out), "--record", str(recording), "--no-serve",
+                        "--generator", str(generator), "--states", PROFILE_STATES])
+        return
+    _, report = calibrate([recording], generator, out, states=PROFILE_STATES.split(","))
+    logger.info("demo profile:\n%s", report.summary())
+
+
 def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/demo",
                      minutes: float = 60.0, count: int = 2000, encoder_steps: int = 1500,
                      upscaler_minutes: float = 5.0) -> Path:
@@ -151,6 +174,7 @@ def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/d
     run(EncoderTrainConfig(eeg=str(eeg_store), generator=str(staged / "generator"),
                            out=str(staged / "encoder"), mode="align", steps=encoder_steps),
         progress=True)
+    _profile(work, staged / "generator", staged / "profile")
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(staged, out)

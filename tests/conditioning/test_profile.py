@@ -148,7 +148,7 @@ def test_bad_calibrations_are_refused_with_one_line(generator_path, tmp_path):
                   permutations=0)
     not_image = tmp_path / "art.png"
     not_image.write_text("this is not a painting")
-    with pytest.raises(NeuropaintError, match="art.png is not a usable image"):
+    with pytest.raises(NeuropaintError, match=r"art\.png is not a usable image"):
         calibrate([raw], generator_path, None, states=STATES,
                   targets={"focused": str(not_image)}, permutations=0)
 
