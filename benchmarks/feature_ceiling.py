@@ -33,9 +33,9 @@ from fidelity import HELD_OUT_SEED, synthetic_session  # the benchmark beside th
 from pydantic import ValidationError
 
 from conditioning.metrics import GOALS, PROBES, linear_probe, settled_mask, smoothed_features
+from conditioning.motion import MotionConfig
 from datasets.eeg import row_labels
 from eeg.features import FeatureSpec, extract
-from conditioning.motion import MotionConfig
 from neuropaint.validate import NeuropaintError, check_option
 
 
