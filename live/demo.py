@@ -209,6 +209,69 @@ def grid_picture(out: str | Path, *, folder: str | Path = DEMO_MODEL, count: int
     return Path(out)
 
 
+def states_picture(out: str | Path, *, folder: str | Path = DEMO_MODEL, moments: int = 6,
+                   seed: int = 77, side: int = 128) -> Path:
+    """One row per state of the demo profile: its target, then moments of a held-out
+    synthetic session painted as live (settled frames, 3 s or more into the state)."""
+    import copy
+
+    import numpy as np
+    import torch
+    from PIL import Image, ImageDraw
+
+    from conditioning.profile import PerformerProfile
+    from conditioning.render import session_latents
+    from eeg.synthetic import make_raw
+    from gan.checkpoint import load_generator
+    from gan.train import to_uint8
+    from gan.upscale import Upscaler
+    from live.calibrate import SIMULATOR_ALIASES
+    from neuropaint.atomic import atomic_path
+
+    _, generator = demo_paths(folder)
+    profile = PerformerProfile.from_pretrained(demo_profile(folder), generator_path=generator)
+    G = load_generator(generator)
+    sr_path = demo_upscaler(folder)
+    upscaler = Upscaler.from_pretrained(sr_path) if sr_path else None
+    played = {state: SIMULATOR_ALIASES.get(state, state) for state in profile.states}
+    raw = make_raw(20.0 * 2 * len(played), n_channels=32, seed=seed,
+                   states=[(s, 20.0) for s in played.values()])
+    lat = session_latents(copy.deepcopy(profile), raw, fps=5)
+
+    @torch.inference_mode()
+    def paint(ws: np.ndarray) -> np.ndarray:
+        img = G.synthesis(torch.from_numpy(np.ascontiguousarray(ws, np.float32)),
+                          noise_mode="const")
+        if upscaler is not None:
+            img = upscaler(img)
+        img = torch.nn.functional.interpolate(img, size=(side, side), mode="bicubic",
+                                              antialias=True, align_corners=False)
+        return to_uint8(img)
+
+    label_w, gap = 110, 4
+    sheet = Image.new("RGB", (label_w + (moments + 1) * (side + gap), len(played) *
+                              (side + gap) + 18), "black")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((label_w, 2), "target", fill="white")
+    draw.text((label_w + side + gap, 2), "moments of a held-out session, painted as live",
+              fill="white")
+    for row, (state, simulated) in enumerate(played.items()):
+        into = np.zeros(len(lat.times))  # seconds into the current labelled state
+        for i in range(1, len(lat.times)):
+            same = lat.states[i] == lat.states[i - 1]
+            into[i] = into[i - 1] + (lat.times[i] - lat.times[i - 1]) if same else 0.0
+        pick = [i for i in range(len(lat.times)) if lat.states[i] == simulated and into[i] >= 3]
+        pick = [pick[int(j)] for j in np.linspace(0, len(pick) - 1, moments)] if pick else []
+        images = paint(np.concatenate([profile.targets.numpy()[row][None], lat.ws[pick]]))
+        y = 18 + row * (side + gap)
+        draw.text((4, y + side // 2 - 6), f"{state}\n(sim: {simulated})", fill="white")
+        for col, img in enumerate(images):
+            sheet.paste(Image.fromarray(img), (label_w + col * (side + gap), y))
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
+    return Path(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m live.demo", description="Make the bundled demo model.")
@@ -224,8 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     g = sub.add_parser("grid", help="a JPEG grid of the demo model's paintings")
     g.add_argument("--out", default="docs/demo_model_grid.jpg")
     g.add_argument("--model", default=str(DEMO_MODEL), help="demo model folder")
+    st = sub.add_parser("states", help="a picture: each state of the demo profile, its "
+                        "target and moments of a held-out session")
+    st.add_argument("--out", default="docs/demo_states.png")
+    st.add_argument("--model", default=str(DEMO_MODEL), help="demo model folder")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.command == "states":
+        print(f"states: {states_picture(args.out, folder=args.model)}")
+        return 0
     if args.command == "grid":
         print(f"grid: {grid_picture(args.out, folder=args.model)}")
         return 0

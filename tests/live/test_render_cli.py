@@ -103,6 +103,14 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
         (["--device", "banana", "--no-serve"], "unknown device 'banana'"),
         (["--encoder", str(enc), "--generator", str(gen), "--stream", "no-such-headset-x",
           "--timeout", "0.5", "--no-serve"], "no-such-headset-x"),
+        (["--profile", str(tmp_path / "nobody"), "--no-serve"], "no such profile"),
+        (["--profile", str(enc), "--no-serve"], "is not a performer profile"),
+        (["--profile", "live/demo_model/profile", "--generator", str(gen), "--no-serve"],
+         "the profile was calibrated for a generator of another shape"),
+        (["--profile", "live/demo_model/profile", "--encoder", str(enc), "--no-serve"],
+         "give --profile or --encoder, not both"),
+        (["--encoder", str(enc), "--generator", str(gen), "--hold", "1", "--no-serve"],
+         "--hold plays a profile's states"),
     ]
     for args, message in cases:
         proc = subprocess.run([sys.executable, "-m", "live.render", *args],
