@@ -3,6 +3,7 @@
     python benchmarks/live_speed.py                 # 60 s, then an outlet kill and return
     python benchmarks/live_speed.py --soak          # 10 minutes: memory growth
     python benchmarks/live_speed.py --encoder E --generator G --size 512 --seconds 30
+    python benchmarks/live_speed.py --profile P --generator G      # a performer profile
 
 A simulator child process (``python -m live.simulate``, 32 channels at 256 Hz, 16-sample
 chunks, cycling states) feeds :class:`live.engine.Engine` with the viewer serving and one
@@ -75,6 +76,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--soak", action="store_true", help="10-minute run (RSS growth)")
+    p.add_argument("--profile", help="default: the demo profile, when no --encoder is given")
     p.add_argument("--encoder")
     p.add_argument("--generator")
     p.add_argument("--upscaler", help="default: the demo model's, when no --encoder is given")
@@ -86,9 +88,12 @@ def main() -> None:
     args = p.parse_args()
     seconds = 600.0 if args.soak else args.seconds
 
-    encoder, G, _, gen_dir = load_models(args.encoder, args.generator)
+    encoder, G, mapping_dir, gen_dir = load_models(args.encoder, args.generator,
+                                                   profile_path=args.profile)
+    is_profile = hasattr(encoder, "new_player")
     upscaler_path = args.upscaler
-    if upscaler_path is None and args.encoder is None and not args.no_upscaler:
+    if (upscaler_path is None and args.encoder is None and args.generator is None
+            and not args.no_upscaler):
         upscaler_path = demo_upscaler()
     upscaler = None
     if upscaler_path:
@@ -100,7 +105,10 @@ def main() -> None:
     source = LSLSource(name, timeout=10).open()
     viewer = Viewer("127.0.0.1", 0)
     url = viewer.start()
-    config = EngineConfig(fps=args.fps, size=args.size, threads=args.threads)
+    # A profile brings the performer's baseline (no session calibration), as live.render does.
+    config = EngineConfig(fps=args.fps, size=args.size, threads=args.threads,
+                          **({"calibration": 0.0, "baseline_memory": None} if is_profile
+                             else {}))
     engine = Engine(encoder, G, source, config, sinks=[ViewerSink(viewer)], upscaler=upscaler,
                     keep_ages=True)
     stop_client = threading.Event()
@@ -144,6 +152,7 @@ def main() -> None:
     sim.stop()
     result = {
         "benchmark": "live_speed", "seconds": round(wall, 1), "size": args.size,
+        "mapping": f"{'profile' if is_profile else 'encoder'} {mapping_dir}",
         "generator": str(gen_dir), "generator_resolution": G.img_resolution,
         "upscaler": None if upscaler_path is None else str(upscaler_path),
         "threads": args.threads,
