@@ -369,6 +369,7 @@ def session_latents(
     seed: int = 0,
     player: PlayerConfig | None = None,
     artifacts: ArtifactConfig | None = None,
+    labels: dict | None = None,
 ) -> SessionLatents:
     """A recording's per-frame latents: online features -> encoder -> motion (no pixels).
 
@@ -376,7 +377,8 @@ def session_latents(
     The encoder's normaliser is calibrated on this session. ``artifacts``: the live artifact
     detector's settings (a profile always uses it, ``ArtifactConfig()`` by default, so its
     offline frames are the live ones); None for an encoder keeps to ``BAD`` spans and
-    non-finite samples.
+    non-finite samples. ``labels``: how the ``state`` column reads the recording's
+    annotations (``events``, ``event_window``, ``states`` of :func:`eeg.labels.labels_at`).
     """
     check_encoder(encoder)
     raw = _check_raw(raw)
@@ -394,7 +396,8 @@ def session_latents(
                            update_momentum=update_momentum, w_avg=w_avg, seed=seed,
                            player=player)
     return SessionLatents(
-        times=times, ws=ws, states=row_labels(raw, times), valid=info["valid"],
+        times=times, ws=ws, states=row_labels(raw, times, **(labels or {})),
+        valid=info["valid"],
         eeg_times=info["eeg_times"], calibrating=info["calibrating"],
         features=info["features"], feature_names=list(encoder.feature_names),
         instrument=info["instrument"],
@@ -437,6 +440,7 @@ def render_recording(
     update_momentum: float | None = None,
     seed: int = 0,
     player: PlayerConfig | None = None,
+    labels: dict | None = None,
     batch: int = 8,
     progress: bool = False,
     return_latents: bool = False,
@@ -478,7 +482,7 @@ def render_recording(
         encoder, raw, fps=fps, tau=tau, motion=motion, calibration_s=calibration_s,
         update_momentum=update_momentum,
         w_avg=None if w_avg is None else w_avg.detach().cpu().numpy(), seed=seed,
-        player=player)
+        player=player, labels=labels)
     frames = synthesize(G, latents.ws, size=size, batch=batch, progress=progress)
     if return_latents:
         return frames, latents.table(), latents
@@ -554,6 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "live.calibrate or conditioning.calibrate) instead of an encoder")
     parser.add_argument("--hold", type=float, help="profile: seconds a state must lead "
                         "before the painting commits to it (default: the profile's)")
+    parser.add_argument("--events", help="the state column from event codes, e.g. "
+                        "769=left_hand,770=right_hand (with --event-window)")
+    parser.add_argument("--event-window", help="span after each cue in seconds, e.g. 0.5,4.5")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--fps", type=float, default=15.0, help="frames per second (15)")
     parser.add_argument("--size", type=int, help="output side in px (default: the "
@@ -574,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--save-ws", action="store_true", help="also write ws.npy [N, num_ws, "
                         "w_dim]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drift")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars on stderr (warnings only)")
     args = parser.parse_args(argv)
     setup_logging("WARNING")
 
@@ -599,11 +608,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         encoder = Encoder.from_pretrained(args.paths[0], generator_path=generator)
     G = load_generator(generator)
+    from eeg.labels import check_label_options, parse_event_map, parse_event_window
+
+    if bool(args.events) != bool(args.event_window):
+        raise NeuropaintError("--events and --event-window go together (codes, and the span "
+                              "after each cue).")
+    labels = None
+    if args.events:
+        labels = check_label_options(events=parse_event_map(args.events),
+                                     event_window=parse_event_window(args.event_window))
     raw = read_raw(recording, stream=args.stream, verbose="error")
     frames, table, latents = render_recording(
         encoder, G, raw, fps=args.fps, size=args.size, motion=motion,
         calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
-        player=player, progress=True, return_latents=True)
+        player=player, labels=labels, progress=not args.quiet, return_latents=True)
     out = Path(args.out)
     save_outputs(frames, table, out, args.format, args.fps,
                  name=_animation_name(Path(recording)),

@@ -207,3 +207,18 @@ def test_session_calibration_uses_the_whole_recording_before_the_first_frame(mod
     with pytest.raises(NeuropaintError, match=r"'--calibration' must be seconds or 'session', "
                                               r"got 'soon'"):
         main([".", ".", ".", "--out", ".", "--calibration", "soon"])
+
+
+def test_cli_quiet_draws_no_progress_bar(model, generator_path, tmp_path, capsys):
+    _, encoder, raw = model
+    encoder.save_pretrained(tmp_path / "enc")
+    recording = tmp_path / "session_raw.fif"
+    raw.save(recording, verbose="error")
+    args = [str(tmp_path / "enc"), str(generator_path), str(recording), "--fps", "2",
+            "--size", "16", "--calibration", "2", "--format", "frames"]
+    assert main([*args, "--out", str(tmp_path / "loud")]) == 0
+    assert "painting" in capsys.readouterr().err  # the progress bar, by default
+    assert main([*args, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "24 frames" in captured.out
