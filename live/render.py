@@ -41,7 +41,7 @@ from live.engine import Engine, EngineConfig
 from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
-from neuropaint.validate import NeuropaintError, build_config
+from neuropaint.validate import NeuropaintError, build_config, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +212,11 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--no-serve", action="store_true", help="no viewer")
     out.add_argument("--frames", help="also write numbered frames into this folder")
     out.add_argument("--frame-format", default="jpg", choices=("jpg", "png"))
+    out.add_argument("--frames-every", type=int, default=1, metavar="N",
+                     help="with --frames: keep one frame in N (files keep the frame's "
+                          "number: frame_000000, frame_00000N, ...)")
+    out.add_argument("--frames-max", type=int, metavar="M",
+                     help="with --frames: write at most M files (default: no limit)")
     out.add_argument("--record", help="record the session (EEG, frames, ws) into this folder")
     out.add_argument("--duration", type=float, help="stop after this many seconds")
     out.add_argument("--status-every", type=float, default=5.0,
@@ -229,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from live.viewer import Viewer, parse_address
 
     address = None if args.no_serve else parse_address(args.serve)
+    if not args.frames and (args.frames_every != 1 or args.frames_max is not None):
+        raise NeuropaintError("--frames-every and --frames-max need --frames FOLDER.")
+    check_int(args.frames_every, "--frames-every", minimum=1)
+    if args.frames_max is not None:
+        check_int(args.frames_max, "--frames-max", minimum=1)
     device = resolve_device(args.device)
     encoder, G, enc_dir, gen_dir = load_models(args.encoder, args.generator,
                                                profile_path=args.profile, device=device)
@@ -287,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sinks.append(SessionRecorder(args.record, source.meta, num_ws=G.num_ws,
                                              w_dim=G.w_dim, about=about))
             if args.frames:
-                sinks.append(FrameFolder(args.frames, args.frame_format))
+                sinks.append(FrameFolder(args.frames, args.frame_format,
+                                         every=args.frames_every, max_frames=args.frames_max))
             if address is not None:
                 viewer = Viewer(*address, title="neuropaint")
                 url = viewer.start()

@@ -15,7 +15,7 @@ from PIL import Image
 
 from live.engine import Frame
 from neuropaint.atomic import atomic_path
-from neuropaint.validate import NeuropaintError, check_option
+from neuropaint.validate import NeuropaintError, check_int, check_option
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ class ViewerSink:
 class FrameFolder:
     """Numbered image files (``frame_000000.jpg``, ...) written by a background thread.
 
+    A file's number is the frame's index in the session (the status line's ``frame``, a
+    session recording's row), so with ``every`` > 1 the numbers step by ``every``.
+
     Parameters
     ----------
     folder : str | Path
@@ -50,12 +53,19 @@ class FrameFolder:
     backlog : int
         Frames waiting for the disk before new ones are skipped (and counted): the render
         loop is never held up by a slow disk.
+    every : int
+        Keep one frame in ``every`` (the first, then every ``every``-th).
+    max_frames : int | None
+        Stop writing after this many files; None: no limit.
     """
 
     def __init__(self, folder: str | Path, fmt: str = "jpg", *, quality: int = 92,
-                 backlog: int = 64):
+                 backlog: int = 64, every: int = 1, max_frames: int | None = None):
         self.folder = Path(folder)
         self.fmt = check_option(fmt, "format", FRAME_FORMATS)
+        self.every = check_int(every, "--frames-every", minimum=1)
+        self.max_frames = (None if max_frames is None
+                           else check_int(max_frames, "--frames-max", minimum=1))
         if self.folder.exists() and any(self.folder.glob("frame_*")):
             raise NeuropaintError(f"{self.folder} already holds frame files; choose a new "
                                   f"--frames folder (nothing was overwritten).")
@@ -63,18 +73,33 @@ class FrameFolder:
         self.quality = quality
         self.skipped = 0
         self.written = 0
+        self._offered = 0  # frames handed to write()
+        self._taken = 0  # of those, queued for the disk
         self._queue: queue.Queue = queue.Queue(maxsize=backlog)
         self._thread = threading.Thread(target=self._work, name="frame-folder", daemon=True)
         self._thread.start()
 
     def write(self, frame: Frame, status: dict) -> None:
+        offered = self._offered
+        self._offered += 1
+        if offered % self.every or self.full:
+            return
         try:
             self._queue.put_nowait((frame.index, frame.image))
+            self._taken += 1
+            if self.full:
+                logger.info("%d frame file(s) in %s: the --frames-max limit; no more are "
+                            "written", self._taken, self.folder)
         except queue.Full:
             self.skipped += 1
             if self.skipped in (1, 100, 1000):
                 logger.warning("the disk cannot keep up: %d frame file(s) skipped so far",
                                self.skipped)
+
+    @property
+    def full(self) -> bool:
+        """True once ``max_frames`` files have been queued: later frames are not kept."""
+        return self.max_frames is not None and self._taken >= self.max_frames
 
     def _work(self) -> None:
         while True:
