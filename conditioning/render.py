@@ -52,7 +52,7 @@ from conditioning.player import PlayerConfig
 from datasets.eeg import row_labels
 from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, flag_bad_annotations
-from eeg.io import read_raw
+from eeg.io import UNITS_CHOICES, read_raw
 from eeg.online import OnlineProcessor
 from gan.checkpoint import load_generator
 from gan.generate import render_ws, save_animation
@@ -347,9 +347,9 @@ def follow_rows(
                 "instrument": instrument if follower.player is not None else None}
 
 
-def _check_raw(raw) -> mne.io.BaseRaw:
+def _check_raw(raw, units: str = "auto") -> mne.io.BaseRaw:
     if isinstance(raw, str | Path):
-        return read_raw(raw, verbose="error")
+        return read_raw(raw, units=units, verbose="error")
     if not isinstance(raw, mne.io.BaseRaw):
         raise NeuropaintError(f"'raw' must be an MNE Raw or a recording's path, got "
                               f"{type(raw).__name__}.")
@@ -578,6 +578,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "the baseline after calibration, per feature row (e.g. 0.003, a ~30 s "
                         "memory at 10 rows/s; default off)")
     parser.add_argument("--stream", help="XDF only: the EEG stream's name or type")
+    parser.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                        help="unit of the recording's numbers: auto trusts the file unless its "
+                        "amplitude cannot be EEG in that unit, then rescales and says so; V, uV "
+                        "or mV override the file (default: auto)")
     parser.add_argument("--save-ws", action="store_true", help="also write ws.npy [N, num_ws, "
                         "w_dim]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drift")
@@ -617,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.events:
         labels = check_label_options(events=parse_event_map(args.events),
                                      event_window=parse_event_window(args.event_window))
-    raw = read_raw(recording, stream=args.stream, verbose="error")
+    raw = read_raw(recording, stream=args.stream, units=args.units, verbose="error")
     frames, table, latents = render_recording(
         encoder, G, raw, fps=args.fps, size=args.size, motion=motion,
         calibration_s=calibration, update_momentum=args.adapt, seed=args.seed,
