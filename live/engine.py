@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Engine", "EngineConfig", "EngineStats", "Frame", "Sink", "band_meters", "live_spec"]
 
 STAT_FRAMES = 600  # Frames kept for the age percentiles.
+AGE_BINS = 10_000  # 1 ms bins of the whole session's ages (10 s; older ages share the last).
 
 
 class EngineConfig(BaseModel):
@@ -136,14 +137,23 @@ class EngineStats:
         self._ages: deque[float] = deque(maxlen=STAT_FRAMES)
         self._times: deque[float] = deque(maxlen=STAT_FRAMES)
         self.all_ages: list[float] = []  # every fresh frame's age (the benchmark's figures)
+        # The whole session, in constant memory: first/last frame times and a histogram of
+        # ages in 1 ms bins (the last bin holds everything from AGE_BINS ms on).
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self._age_hist = np.zeros(AGE_BINS, dtype=np.int64)
 
     def add(self, frame: Frame, *, keep_all: bool = False) -> None:
         self.frames += 1
         self._times.append(frame.time)
+        if self.first_time is None:
+            self.first_time = frame.time
+        self.last_time = frame.time
         if frame.signal == "stalled":
             self.stalled_frames += 1
         elif math.isfinite(frame.eeg_time):
             self._ages.append(frame.age)
+            self._age_hist[min(max(int(frame.age * 1000.0), 0), AGE_BINS - 1)] += 1
             if keep_all:
                 self.all_ages.append(frame.age)
 
@@ -164,6 +174,22 @@ class EngineStats:
         p50, p95, p99 = np.percentile(np.asarray(self._ages) * 1000.0, [50, 95, 99])
         return {"p50": round(float(p50), 1), "p95": round(float(p95), 1),
                 "p99": round(float(p99), 1)}
+
+    def session(self) -> dict:
+        """The whole session so far (not the recent window): frames, seconds between the
+        first and last frame, mean fps, dropped and stalled frames, age p50/p95 in ms (to
+        the millisecond; empty before the first row)."""
+        seconds = 0.0 if self.first_time is None else self.last_time - self.first_time
+        mean_fps = (self.frames - 1) / seconds if seconds > 0 else 0.0
+        out = {"frames": self.frames, "seconds": round(seconds, 2),
+               "fps": round(mean_fps, 2), "dropped": self.dropped,
+               "stalled_frames": self.stalled_frames, "age_ms": {}}
+        counts = np.cumsum(self._age_hist)
+        if counts[-1]:
+            # The bin where the running count first reaches q of all; its middle, in ms.
+            out["age_ms"] = {f"p{q}": float(np.searchsorted(counts, q / 100 * counts[-1]))
+                             + 0.5 for q in (50, 95)}
+        return out
 
 
 def live_spec(spec: FeatureSpec, feature_rate: float) -> FeatureSpec:

@@ -166,6 +166,18 @@ def _status_line(engine: Engine, source) -> str:
     return line
 
 
+def _session_line(engine: Engine) -> str:
+    """The whole session's figures (the status line shows the last window's)."""
+    session = engine.stats.session()
+    age = session["age_ms"]
+    ages = f"age p50 {age['p50']:.0f} ms p95 {age['p95']:.0f} ms" if age else "age -"
+    line = (f"session {session['frames']} frames in {session['seconds']:.1f} s, "
+            f"mean {session['fps']:.1f} fps, {ages}, dropped {session['dropped']}")
+    if session["stalled_frames"]:
+        line += f", stalled {session['stalled_frames']}"
+    return line
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m live.render",
                                 description="Paint EEG live: headset (or simulator) -> viewer.",
@@ -328,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with torch.inference_mode():
                 engine.run(args.duration, on_frame=on_frame)
-            print(f"live.render: stopped: {_status_line(engine, source)}", flush=True)
+            # The whole session first: the status line's figures are of the last seconds only.
+            print(f"live.render: stopped: {_session_line(engine)}", flush=True)
+            print(f"live.render: last window: {_status_line(engine, source)}", flush=True)
         finally:
             if engine is not None:
                 engine.close()
