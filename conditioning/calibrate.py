@@ -101,7 +101,8 @@ def _spans(raw: mne.io.BaseRaw, annotations: mne.Annotations) -> list[tuple[floa
 def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[str] | None = None,
                   events: Mapping[str, str] | None = None,
                   event_window: tuple[float, float] | None = None,
-                  artifacts: ArtifactConfig | None = None) -> LabelledRows:
+                  artifacts: ArtifactConfig | None = None, units: str = "auto"
+                  ) -> LabelledRows:
     """The clean, labelled feature rows of ``recordings`` (paths or MNE Raw objects)."""
     from eeg.labels import state_annotations
 
@@ -112,7 +113,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     names: list[str] | None = None
     block = 0
     for recording in recordings:
-        raw = _check_raw(recording)
+        raw = _check_raw(recording, units=units)
         spans = _spans(raw, state_annotations(raw, events=events, event_window=event_window,
                                               states=states))
         duration = raw.n_times / raw.info["sfreq"]
@@ -204,8 +205,8 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
               event_window: tuple[float, float] | None = None,
               targets: Mapping[str, str] | None = None,
               controls: Mapping[str, str] | None = None, spec: FeatureSpec | None = None,
-              player: PlayerConfig | None = None, permutations: int = 100, seed: int = 0
-              ) -> tuple[PerformerProfile, CalibrationReport]:
+              player: PlayerConfig | None = None, permutations: int = 100, seed: int = 0,
+              units: str = "auto") -> tuple[PerformerProfile, CalibrationReport]:
     """Fit a :class:`PerformerProfile` for ``generator`` from labelled recordings.
 
     Parameters
@@ -232,7 +233,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     spec = spec or FeatureSpec()
     permutations = check_int(permutations, "permutations", minimum=0)
     rows = labelled_rows(recordings, spec, states=states, events=events,
-                         event_window=event_window)
+                         event_window=event_window, units=units)
     found = list(dict.fromkeys(rows.labels))
     order = list(states) if states else sorted(found)
     if states:
@@ -374,6 +375,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=100,
                    help="block-label permutations for the chance level")
     p.add_argument("--seed", type=int, default=0, help="seed of auto targets and permutations")
+    p.add_argument("--units", choices=("auto", "V", "uV", "mV"), default="auto",
+                   help="unit of the recordings' numbers: auto trusts each file unless its "
+                   "amplitude cannot be EEG in that unit, then rescales and says so; V, uV or mV "
+                   "override the files (default: auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     return p
 
@@ -402,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           event_window=window, targets=targets,
                           controls=parse_controls(args.control) if args.control else None,
                           spec=spec, player=player, permutations=args.permutations,
-                          seed=args.seed)
+                          seed=args.seed, units=args.units)
     print(report.summary(), flush=True)
     return 0
 

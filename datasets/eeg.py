@@ -40,7 +40,7 @@ import mne
 import numpy as np
 
 from eeg.features import FeatureFrame, FeatureSpec, extract
-from eeg.io import read_raw
+from eeg.io import UNITS_CHOICES, read_raw
 from eeg.labels import (
     check_label_balance,
     check_label_options,
@@ -105,12 +105,13 @@ def session_name(path: Path) -> str:
 def process_recording(path: Path, spec: FeatureSpec, config: PreprocessConfig,
                       stream: str | None = None, *, events: Mapping[str, str] | None = None,
                       event_window: Sequence[float] | None = None,
-                      states: Iterable[str] | None = None) -> _Recording:
+                      states: Iterable[str] | None = None, units: str = "auto") -> _Recording:
     """Read, clean, featurise and label one recording (raises NeuropaintError when it can't).
 
-    ``events``, ``event_window`` and ``states`` choose the labels, as in :func:`row_labels`.
+    ``events``, ``event_window`` and ``states`` choose the labels, as in :func:`row_labels`;
+    ``units`` is :func:`eeg.io.read_raw`'s (a correction lands in the clean report).
     """
-    raw = read_raw(path, stream=stream, verbose="error")
+    raw = read_raw(path, stream=stream, units=units, verbose="error")
     cleaned, report = clean(raw, config)
     frame = extract(cleaned, spec)
     labels = row_labels(cleaned, frame.times, events=events, event_window=event_window,
@@ -140,6 +141,7 @@ def build(
     events: Mapping[str, str] | None = None,
     event_window: Sequence[float] | None = None,
     states: Iterable[str] | None = None,
+    units: str = "auto",
 ) -> dict:
     """Build an EEG feature store from recordings; returns the build report.
 
@@ -176,7 +178,8 @@ def build(
     for file in iterator:
         path = Path(file)
         try:
-            recording = process_recording(path, spec, config, stream, **labelling)
+            recording = process_recording(path, spec, config, stream, units=units,
+                                          **labelling)
         except (NeuropaintError, FileNotFoundError, IsADirectoryError, PermissionError,
                 ValueError, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -377,6 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_build.add_argument("--preprocess", help="PreprocessConfig as a JSON file (none: the "
                          "defaults)")
     p_build.add_argument("--stream", help="XDF only: the EEG stream's name or type")
+    p_build.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                         help="unit of the files' numbers: auto trusts each file unless its "
+                         "amplitude cannot be EEG in that unit, then rescales and says so in "
+                         "its clean report; V, uV or mV override the files (default: auto)")
     p_build.add_argument("--overwrite", action="store_true", help="replace an existing store")
     labels = p_build.add_argument_group(
         "state labels", "By default each annotation with a duration labels the rows it "
@@ -407,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build(files, out, spec=_load_config(args.spec, FeatureSpec),
                    config=_load_config(args.preprocess, PreprocessConfig),
                    stream=args.stream, overwrite=args.overwrite, progress=True,
-                   events=events, event_window=window, states=states)
+                   events=events, event_window=window, states=states, units=args.units)
     print(f"{report['rows']} rows ({report['valid_rows']} valid) from "
           f"{report['recordings_used']}/{report['recordings_in']} recordings -> {out}")
     for item in report["skipped"]:

@@ -21,6 +21,7 @@ import mne
 import numpy as np
 
 from eeg.features import WHOLE_HEAD, FeatureFrame, FeatureSpec, extract
+from eeg.io import UNITS_CHOICES
 from eeg.preprocess import CleanReport, PreprocessConfig, clean
 from neuropaint.atomic import atomic_path
 from neuropaint.logs import run_cli, setup_logging
@@ -39,6 +40,8 @@ def band_table(frame: FeatureFrame, spec: FeatureSpec) -> tuple[list[str], np.nd
     relative : ndarray, shape (n_units, n_bands)
     """
     rows = frame.valid if frame.valid.any() else np.ones(len(frame), dtype=bool)
+    if len(frame) == 0:
+        rows = slice(None)  # No rows at all (a recording shorter than a window): NaN means.
     units = [n.rsplit(":", 1)[1] for n in frame.names if n.startswith("log_power:")]
     units = list(dict.fromkeys(units))
     power = np.zeros((len(units), len(spec.bands)))
@@ -67,6 +70,14 @@ def describe(raw: mne.io.BaseRaw, report: CleanReport, frame: FeatureFrame,
         f"of the recording ({spans or 'none'})",
         f"after cleaning: {report.n_channels_out} channels, filter "
         f"{report.l_freq}-{report.h_freq} Hz, reference {report.reference}",
+    ]
+    if report.units_note:
+        lines.append(f"units:     {report.units_note}")
+    lines.extend(f"warning:   {w}" for w in report.warnings)
+    if len(frame) and not frame.valid.any():
+        lines.append("warning:   no clean feature row: the band powers below are over all rows, "
+                     "artefacts included")
+    lines += [
         "",
         "band power per region: mean µV² (relative %)",
         f"{'region':<20}" + "".join(f"{band:>16}" for band in spec.bands),
@@ -118,7 +129,11 @@ def plot(raw: mne.io.BaseRaw, frame: FeatureFrame, spec: FeatureSpec, fname: Pat
     from eeg.channels import channel_regions
 
     sfreq = raw.info["sfreq"]
-    data = raw.get_data(picks="eeg", reject_by_annotation="omit")
+    data = raw.get_data(picks="eeg", reject_by_annotation="omit", verbose="error")
+    if data.ndim != 2 or data.shape[1] < int(2 * sfreq):
+        # Everything (or all but a sliver) is annotated bad: show the whole recording, say so.
+        data = raw.get_data(picks="eeg")
+        title += " (all of it marked bad: spectra include the artefacts)"
     freqs, psd = signal.welch(data, fs=sfreq, nperseg=min(data.shape[1], int(2 * sfreq)))
     regions = channel_regions(raw.info, raw.ch_names)
     units, power, _ = band_table(frame, spec)
@@ -170,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="inspect a synthetic recording of this length instead of a file")
     parser.add_argument("--stream", help="XDF only: the EEG stream's name or type")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="write a picture here")
+    parser.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                        help="unit of the file's numbers: auto trusts the file unless its "
+                        "amplitude cannot be EEG in that unit, then rescales and says so; V, "
+                        "uV or mV override the file (default: auto)")
     parser.add_argument("--line-freq", type=float, choices=[50.0, 60.0],
                         help="mains frequency (default: detected from the spectrum)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -187,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from eeg.io import read_raw
 
-        raw = read_raw(args.file, stream=args.stream)
+        raw = read_raw(args.file, stream=args.stream, units=args.units)
         label = str(args.file)
     spec = FeatureSpec()
     cleaned, report = clean(raw, PreprocessConfig(line_freq=args.line_freq))

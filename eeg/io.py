@@ -7,8 +7,12 @@ Streaming Layer (https://github.com/sccn/xdf/wiki/Specifications). Whatever the 
 recording then goes through the same steps: channels named like EOG/ECG/EMG/stim/auxiliary
 sensors get those types, only EEG channels are kept, standard labels get template positions
 (:func:`eeg.channels.set_standard_montage`), the data are loaded, and the amplitude is
-checked for a unit mix-up (microvolts stored as volts and the like), which is warned about and
-never silently "fixed".
+checked for a unit mix-up (microvolts stored as volts and the like). With ``units='auto'``
+(the default) an amplitude that cannot be EEG in the stated unit is rescaled by the power of
+1000 that makes it plausible, with a one-line :class:`UnitsWarning`; an explicit ``units``
+('V', 'uV', 'mV') says what the file's numbers really are, and is trusted. Either way the
+correction is noted on the Raw (:func:`units_note`) and :func:`eeg.preprocess.clean` copies
+it into its report.
 
 XDF holds several streams on one clock. We take one regularly sampled numeric stream as the
 EEG, resample it onto a regular grid at its nominal rate (LSL time stamps jitter, and
@@ -45,11 +49,13 @@ from neuropaint.validate import NeuropaintError
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "UNITS_CHOICES",
     "RecordingFormat",
     "RecordingWarning",
     "UnitsWarning",
     "read_raw",
     "supported_extensions",
+    "units_note",
 ]
 
 
@@ -68,6 +74,12 @@ _MAX_PLAUSIBLE_STD = 1e-2  # V; microvolts stored as volts give ~1..1000.
 _MIN_PLAUSIBLE_STD = 1e-8  # V; volts stored as microvolts give ~1e-12..1e-9.
 _TYPICAL_STD = 2e-5  # V; used to suggest the rescaling factor.
 _UNITS_WINDOW_S = 120.0  # Seconds from the middle of the recording used for the check.
+# read_raw's `units`: 'auto' corrects an implausible amplitude, the others name the unit of the
+# file's numbers (whatever the file says).
+UNITS_CHOICES = ("auto", "V", "uV", "mV")
+_UNITS_SCALE = {"V": 1.0, "uV": 1e-6, "mV": 1e-3}
+_UNIT_MIXUPS = (-6, -3, 3, 6)  # log10 of the factors units='auto' applies: V/mV/uV mix-ups.
+_NOTE_KEY = "neuropaint_units"  # Key in raw.info["temp"] holding the units note.
 
 # XDF gaps: a step between time stamps of more than _GAP_SAMPLES sample periods, and of at
 # least _GAP_MIN_SECONDS, is missing data. Shorter steps are jitter: Bluetooth amplifiers
@@ -89,6 +101,7 @@ def read_raw(
     path: str | os.PathLike,
     *,
     stream: str | None = None,
+    units: str = "auto",
     verbose: bool | str | int | None = None,
 ) -> mne.io.BaseRaw:
     """Read an EEG recording into a preloaded MNE ``Raw`` holding only its EEG channels.
@@ -126,12 +139,16 @@ def read_raw(
     Warns
     -----
     UnitsWarning
-        When the amplitude looks like the wrong unit (e.g. microvolts stored as volts); the
-        message says how to rescale. The data are never rescaled silently.
+        With ``units='auto'``, when the amplitude looks like the wrong unit (e.g. microvolts
+        stored as volts) and was rescaled; the message says by how much and how to override.
     RecordingWarning
         For duplicate channel labels (MNE renames them ``Fz-0``, ``Fz-1``), flat EEG, and
         XDF streams without channel labels or units.
     """
+    if units not in UNITS_CHOICES:
+        raise NeuropaintError(
+            f"'units' must be one of {', '.join(UNITS_CHOICES)}, got {units!r}."
+        )
     path = _check_path(path)
     fmt = _format_for(path)
     if stream is not None:
@@ -154,13 +171,17 @@ def read_raw(
             f"({_summarize(exc)})."
         ) from None
 
+    stated = _stated_units(raw, fmt)  # Before channels are dropped: readers index them all.
     _set_types_from_labels(raw, verbose)
     _warn_renamed_duplicates(raw, path)
     _pick_eeg(raw, path, verbose)
     unplaced = set_standard_montage(raw)
     if unplaced:
         logger.info("%s: %d EEG channel(s) have no position", path.name, len(unplaced))
-    _check_units(raw, path)
+    if units == "auto":
+        _check_units(raw, path, correct=True)
+    else:
+        _apply_units(raw, path, units, stated)
     logger.info(
         "read %s: %d EEG channels at %g Hz, %.1f s",
         path.name, len(raw.ch_names), raw.info["sfreq"], raw.n_times / raw.info["sfreq"],
@@ -187,6 +208,9 @@ class RecordingFormat:
     name: str  # How messages name the format ("EDF", "BrainVision").
     reader: Reader  # reader(path, *, stream, verbose) -> Raw; read_raw does the rest.
     multi_stream: bool = False  # True when a file holds several streams and `stream` picks one.
+    # The unit the file's numbers are in when the reader gives no per-channel units
+    # (raw._orig_units): FIF and our .npeeg store volts, EEGLAB microvolts.
+    stored_unit: str = "V"
 
 
 def _read_edf(path: Path, *, stream: str | None, verbose: Any) -> mne.io.BaseRaw:
@@ -239,7 +263,7 @@ _FORMATS: dict[str, RecordingFormat] = {
     ".fif": RecordingFormat("FIF", _read_fif),
     ".fif.gz": RecordingFormat("FIF", _read_fif),
     ".vhdr": RecordingFormat("BrainVision", _read_brainvision),
-    ".set": RecordingFormat("EEGLAB", _read_eeglab),
+    ".set": RecordingFormat("EEGLAB", _read_eeglab, stored_unit="uV"),
     ".xdf": RecordingFormat("XDF", _read_xdf, multi_stream=True),
     ".xdfz": RecordingFormat("XDF", _read_xdf, multi_stream=True),
     ".xdf.gz": RecordingFormat("XDF", _read_xdf, multi_stream=True),
@@ -399,8 +423,44 @@ def _pick_eeg(raw: mne.io.BaseRaw, path: Path, verbose: Any) -> None:
         raw.pick(picks, verbose=verbose)
 
 
-def _check_units(raw: mne.io.BaseRaw, path: Path) -> float | None:
-    """Warn when the EEG amplitude is orders of magnitude off for volts; return it (volts)."""
+def units_note(raw: mne.io.BaseRaw) -> str | None:
+    """The line saying how :func:`read_raw` rescaled ``raw``'s amplitude; None if it did not."""
+    temp = raw.info.get("temp")
+    return temp.get(_NOTE_KEY) if isinstance(temp, dict) else None
+
+
+def _set_units_note(raw: mne.io.BaseRaw, note: str) -> None:
+    temp = raw.info.get("temp")
+    if not isinstance(temp, dict):
+        temp = {}
+    temp[_NOTE_KEY] = note
+    raw.info["temp"] = temp
+
+
+def implausible_scale(amplitude: float) -> float | None:
+    """The power of 1000 that makes a median channel std (in volts) plausible for EEG; None
+    when it already is."""
+    if _MIN_PLAUSIBLE_STD <= amplitude <= _MAX_PLAUSIBLE_STD:
+        return None
+    return 10.0 ** (-3 * round(np.log10(amplitude / _TYPICAL_STD) / 3))
+
+
+def describe_scale(factor: float) -> str:
+    """What a rescaling factor means, in words ('microvolts stored as volts')."""
+    exponent = round(np.log10(factor))
+    return {
+        -6: "microvolts stored as volts",
+        -3: "millivolts stored as volts",
+        3: "millivolts stored as microvolts",
+        6: "volts stored as microvolts",
+    }.get(exponent, f"values off by a factor of {1 / factor:g}")
+
+
+def _check_units(raw: mne.io.BaseRaw, path: Path, *, correct: bool) -> float | None:
+    """Check the EEG amplitude for a unit mix-up; rescale (``correct``) and warn in one line.
+
+    Returns the amplitude (median channel std, volts) as read, None when nothing is measurable.
+    """
     picks = mne.pick_types(raw.info, eeg=True, exclude="bads")
     if len(picks) == 0:
         return None
@@ -414,25 +474,67 @@ def _check_units(raw: mne.io.BaseRaw, path: Path) -> float | None:
         warnings.warn(f"{path}: all EEG channels are flat.", RecordingWarning, stacklevel=3)
         return None
     amplitude = float(np.median(stds))
-    if _MIN_PLAUSIBLE_STD <= amplitude <= _MAX_PLAUSIBLE_STD:
+    if amplitude < _MIN_PLAUSIBLE_STD * 1e-4:  # Rounding noise of flat channels, not EEG.
+        warnings.warn(f"{path}: all EEG channels are flat (median channel std "
+                      f"{amplitude:.3g} V).", RecordingWarning, stacklevel=3)
+        return None
+    factor = implausible_scale(amplitude)
+    if factor is None:
         return amplitude
-    # The power of 1000 that brings the amplitude nearest to typical EEG.
-    exponent = -3 * round(np.log10(amplitude / _TYPICAL_STD) / 3)
-    factor = 10.0**exponent
-    likely = {
-        -6: "microvolts stored as volts",
-        -3: "millivolts stored as volts",
-        3: "millivolts stored as microvolts",
-        6: "volts stored as microvolts",
-    }.get(exponent, f"values off by a factor of {1 / factor:g}")
-    warnings.warn(
-        f"{path}: EEG amplitude looks like {likely} (median channel std {amplitude:.3g} V; "
-        f"EEG in volts is about 1e-06 to 1e-03). If so, rescale with "
-        f"raw.apply_function(lambda x: x * {factor:g}).",
-        UnitsWarning,
-        stacklevel=3,
-    )
+    seen = (f"{path.name}: EEG amplitude looks like {describe_scale(factor)} (median channel "
+            f"std {amplitude:.3g} V; EEG is about 1e-06 to 1e-03 V)")
+    if not correct or round(np.log10(factor)) not in _UNIT_MIXUPS:
+        # Not a unit mix-up we know (a flat recording's rounding noise, a broken gain): say
+        # so, change nothing.
+        warnings.warn(f"{seen}; rescale with raw.apply_function(lambda x: x * {factor:g}).",
+                      UnitsWarning, stacklevel=3)
+        return amplitude
+    eeg = mne.pick_types(raw.info, eeg=True, exclude=[])
+    raw._data[eeg] *= factor  # Preloaded float64 (read_raw loaded it).
+    note = f"{seen}: scaled by {factor:g} (units='auto'; give units V, uV or mV to override)"
+    _set_units_note(raw, note)
+    warnings.warn(note + ".", UnitsWarning, stacklevel=3)
     return amplitude
+
+
+def _stated_units(raw: mne.io.BaseRaw, fmt: RecordingFormat) -> dict[str, float]:
+    """Volts per unit of each channel's numbers as the file states them, by channel name.
+
+    MNE's EDF/BDF/BrainVision readers keep the unit text (``raw._orig_units``), its GDF
+    reader the factor (``_raw_extras[0]['units']``); other formats store one known unit.
+    """
+    default = _UNITS_SCALE[fmt.stored_unit]
+    stated = {name: default for name in raw.ch_names}
+    orig = getattr(raw, "_orig_units", None) or {}
+    for name, text in orig.items():
+        scale = volts_per_unit(str(text))
+        if name in stated and scale is not None:
+            stated[name] = scale
+    extras = getattr(raw, "_raw_extras", None) or [{}]
+    factors = extras[0].get("units") if isinstance(extras[0], dict) else None
+    if not orig and factors is not None and len(factors) == len(raw.ch_names):
+        for name, factor in zip(raw.ch_names, factors, strict=True):
+            if float(factor) in (1.0, 1e-3, 1e-6, 1e-9):
+                stated[name] = float(factor)
+    return stated
+
+
+def _apply_units(raw: mne.io.BaseRaw, path: Path, units: str, stated: dict[str, float]) -> None:
+    """Rescale the EEG channels so that the file's numbers are read as ``units``."""
+    given = _UNITS_SCALE[units]
+    eeg = mne.pick_types(raw.info, eeg=True, exclude=[])
+    scales = np.array([stated.get(raw.ch_names[i], 1.0) for i in eeg])
+    factors = given / scales
+    if np.allclose(factors, 1.0):
+        logger.info("%s: units %s, as the file says", path.name, units)
+        return
+    raw._data[eeg] *= factors[:, np.newaxis]
+    names = {1.0: "V", 1e-3: "mV", 1e-6: "uV", 1e-9: "nV"}
+    said = ", ".join(sorted({names.get(float(s), f"{s:g} V") for s in scales}))
+    common = f"{factors[0]:g}" if np.allclose(factors, factors[0]) else "per channel"
+    note = f"{path.name}: units {units} given, the file says {said}: scaled by {common}"
+    _set_units_note(raw, note)
+    logger.warning(note)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -740,6 +842,9 @@ def _xdf_stream_to_raw(
 
     info = mne.create_info(names, sfreq, types, verbose=verbose)
     raw = mne.io.RawArray(data, info, verbose=verbose)
+    # The stream's stated units, as MNE's own readers keep them: read_raw(units=...) needs them.
+    unit_names = {1.0: "V", 1e-3: "mV", 1e-6: "uV", 1e-9: "nV"}
+    raw._orig_units = {n: unit_names.get(s, "V") for n, s in zip(names, scales, strict=True)}
     return raw, float(start), gaps
 
 

@@ -47,6 +47,7 @@ from scipy import signal
 
 from eeg.channels import set_standard_montage
 from eeg.filters import CausalFilter, design_sos, line_harmonics
+from eeg.io import units_note
 from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
@@ -234,6 +235,11 @@ class CleanReport(BaseModel):
     bad_span_seconds: float = Field(description="Seconds covered by any bad span.")
     bad_span_fraction: float = Field(description="Fraction of the recording in bad spans.")
     warnings: list[str] = Field(description="Things the user should know, one line each.")
+    units_note: str | None = Field(
+        None,
+        description="How eeg.io.read_raw rescaled the amplitude (a unit mix-up such as "
+        "microvolts stored as volts, or the units the user gave); None: as the file said.",
+    )
 
     def to_dict(self) -> dict:
         """The report as plain JSON-ready Python values."""
@@ -271,6 +277,8 @@ class CleanReport(BaseModel):
             f"({100 * self.bad_span_fraction:.1f}% of the recording)"
             + (f": {kinds}" if kinds else "")
         )
+        if self.units_note:
+            lines.append(f"units: {self.units_note}")
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -442,6 +450,14 @@ def clean(
         masks["BAD_peak_to_peak"] = (wmax - wmin > config.reject_peak_to_peak).any(axis=0)
     bad_spans, union_seconds = _annotate(out, masks, starts, n_times, sfreq)
     steps.append("annotate")
+    loud = masks.get("BAD_peak_to_peak")
+    if loud is not None and loud.size and loud.mean() > 0.95:
+        # Every window over the threshold is no artefact: the scale is off (or the threshold).
+        message = (f"{100 * loud.mean():.0f}% of the recording is over "
+                   f"{config.reject_peak_to_peak * 1e6:g} µV peak-to-peak: is it in µV labelled "
+                   f"as V? (eeg.io.read_raw units='auto' corrects that; --units in the CLIs)")
+        logger.warning(message)
+        warnings.append(message)
 
     report = CleanReport(
         sfreq=sfreq,
@@ -465,6 +481,7 @@ def clean(
         bad_span_seconds=union_seconds,
         bad_span_fraction=union_seconds / (n_times / sfreq) if n_times else 0.0,
         warnings=warnings,
+        units_note=units_note(raw),
     )
     logger.info(
         "cleaned %d EEG channels, %.1f s: %d bad (%d interpolated, %d dropped), %.1f s bad spans",

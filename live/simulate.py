@@ -81,6 +81,9 @@ class SimulatorConfig(BaseModel):
     file: Path | None = Field(None, description="Stream this recording (any file "
                               "eeg.io.read_raw reads) instead of synthetic EEG.")
     loop: bool = Field(False, description="With file: start again at its end (else stop).")
+    units: Literal["auto", "V", "uV", "mV"] = Field(
+        "auto", description="With file: the unit of its numbers, as eeg.io.read_raw's 'units' "
+        "(auto rescales an amplitude that cannot be EEG in the file's unit, and says so).")
     channels: int = Field(32, description="Synthetic: 8, 16, 32 or 64 standard channels.")
     rate: float = Field(256.0, ge=64.0, le=16384.0, description="Synthetic: sampling rate "
                         "in Hz.")
@@ -127,6 +130,8 @@ class SimulatorConfig(BaseModel):
                                  "its own channels and rate)")
         elif self.loop:
             raise ValueError("loop applies to file only; synthetic EEG runs until stopped")
+        elif "units" in self.model_fields_set:
+            raise ValueError("units applies to file only; synthetic EEG is in volts")
         return self
 
     @property
@@ -365,7 +370,7 @@ class _FileFeed(_Feed):
     """A recording, read once, streamed from the start (and again with ``loop``)."""
 
     def __init__(self, cfg: SimulatorConfig):
-        raw = read_raw(cfg.file)
+        raw = read_raw(cfg.file, units=cfg.units)
         self.path = cfg.file
         self.loop = cfg.loop
         self.ch_names = list(raw.ch_names)
@@ -559,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="stream this recording instead (EDF/BDF/GDF/FIF/BrainVision/"
                         "EEGLAB/XDF)")
     parser.add_argument("--loop", action="store_true", help="with --file: loop it forever")
+    parser.add_argument("--units", choices=("auto", "V", "uV", "mV"), default="auto",
+                        help="with --file: unit of its numbers; auto trusts the file unless its "
+                        "amplitude cannot be EEG in that unit, then rescales and says so; V, uV "
+                        "or mV override the file (default: auto)")
     parser.add_argument("--channels", type=int, help="synthetic: 8, 16, 32 or 64 (32)")
     parser.add_argument("--rate", type=float, help="synthetic: sampling rate in Hz (256)")
     parser.add_argument("--states", help="synthetic: comma-separated states to cycle (all)")
@@ -591,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if args.file is not None:
             values["file"] = args.file
+            values["units"] = args.units
         optional = {"channels": args.channels, "rate": args.rate,
                     "state_duration": args.state_duration,
                     "states": None if args.states is None else

@@ -194,6 +194,7 @@ def write_xdf(path: str | Path, streams: list[XdfStream], *, compress: bool = Fa
 
 _GDF_INT16 = 3  # GDF data type code for int16.
 _GDF_MICROVOLT = 4275  # Physical dimension code: volt (4256) with the prefix micro (+19).
+_GDF_VOLT = 4256
 _GDF_EPOCH = dt.datetime(1, 1, 1, tzinfo=dt.UTC)  # MNE counts days from here, minus 367.
 
 
@@ -217,8 +218,9 @@ def write_gdf(
     events: list[tuple[int, int]] | None = None,
     meas_date: dt.datetime | None = None,
     record_duration: float = 1.0,
+    unit: str = "uV",
 ) -> Path:
-    """Write a GDF 2.20 file of int16 samples in microvolts.
+    """Write a GDF 2.20 file of int16 samples in microvolts (or volts, see ``unit``).
 
     Parameters
     ----------
@@ -236,6 +238,9 @@ def write_gdf(
         Recording start (UTC); None writes "unknown".
     record_duration : float
         Seconds per data record, a whole number.
+    unit : 'uV' | 'V'
+        The physical dimension the file states. 'V' writes the numbers of ``data`` as volts:
+        pass microvolt numbers to make a BioSig-style export of microvolts labelled volts.
     """
     data = np.asarray(data, dtype=float)
     n_channels, n_times = data.shape
@@ -248,7 +253,10 @@ def write_gdf(
     n_records = -(-n_times // n_samps)
 
     # Physical range symmetric around zero, a little wider than the data.
-    micro = data * 1e6
+    if unit not in ("uV", "V"):
+        raise ValueError("unit must be 'uV' or 'V'")
+    micro = data * 1e6 if unit == "uV" else data  # The numbers stored, in the stated unit.
+    code = _GDF_MICROVOLT if unit == "uV" else _GDF_VOLT
     phys_max = np.maximum(np.abs(micro).max(axis=1) * 1.01, 1.0)
     phys_min = -phys_max
     dig_min, dig_max = -32768.0, 32767.0
@@ -288,8 +296,8 @@ def write_gdf(
     fields = [
         b"".join(_text(name, 16) for name in ch_names),
         b"".join(_text("Ag/AgCl electrode", 80) for _ in ch_names),
-        b"".join(_text("uV", 6) for _ in ch_names),  # physical dimension as text (obsolete)
-        struct.pack(f"<{n_channels}H", *([_GDF_MICROVOLT] * n_channels)),
+        b"".join(_text(unit, 6) for _ in ch_names),  # physical dimension as text (obsolete)
+        struct.pack(f"<{n_channels}H", *([code] * n_channels)),
         struct.pack(f"<{n_channels}d", *phys_min),
         struct.pack(f"<{n_channels}d", *phys_max),
         struct.pack(f"<{n_channels}d", *([dig_min] * n_channels)),

@@ -181,19 +181,37 @@ def test_positions_in_the_file_are_kept(tmp_path):
 @pytest.mark.parametrize(
     ("factor", "message", "fix"),
     [
-        (1e6, "microvolts stored as volts", r"x \* 1e-06"),
-        (1e-6, "volts stored as microvolts", r"x \* 1e\+06"),
+        (1e6, "microvolts stored as volts", r"scaled by 1e-06"),
+        (1e-6, "volts stored as microvolts", r"scaled by 1e\+06"),
     ],
 )
-def test_implausible_amplitude_warns_with_the_fix(tmp_path, factor, message, fix):
+def test_implausible_amplitude_is_rescaled_and_said(tmp_path, factor, message, fix):
     path = tmp_path / "scaled_raw.fif"
     make_raw(data=make_data() * factor).save(path, verbose="error")
 
-    with pytest.warns(UnitsWarning, match=f"{message}.*apply_function.*{fix}"):
-        raw = read_raw(path)
+    with pytest.warns(UnitsWarning, match=f"{message}.*{fix}"):
+        raw = read_raw(path)  # units="auto"
 
-    # Warned about, never rescaled behind the user's back.
-    np.testing.assert_allclose(raw.get_data(), make_data() * factor, rtol=1e-6)
+    np.testing.assert_allclose(raw.get_data(), make_data(), rtol=1e-6)
+
+
+def test_explicit_units_are_trusted(tmp_path):
+    path = tmp_path / "scaled_raw.fif"
+    make_raw(data=make_data() * 1e6).save(path, verbose="error")
+
+    kept = read_raw(path, units="V")  # FIF stores volts: "V" keeps the numbers.
+    scaled = read_raw(path, units="uV")
+
+    np.testing.assert_allclose(kept.get_data(), make_data() * 1e6, rtol=1e-6)
+    np.testing.assert_allclose(scaled.get_data(), make_data(), rtol=1e-6)
+
+
+def test_bad_units_are_one_line(tmp_path):
+    path = tmp_path / "ok_raw.fif"
+    make_raw().save(path, verbose="error")
+
+    with pytest.raises(NeuropaintError, match=r"'units' must be one of auto, V, uV, mV, got 'kV'"):
+        read_raw(path, units="kV")
 
 
 # ---------------------------------------------------------------------------------------------
