@@ -9,8 +9,12 @@ kimg, and the augmentation probability adapted every 4 steps from sign(D(real)).
 Everything a resumed run needs lives in each snapshot: the networks, the optimisers, the step
 and image counters, the augmentation state, the running path-length mean, the RNG and the
 data order. ``--resume auto`` continues from the run's latest snapshot, and the curve goes on
-exactly as if the run had never stopped. Snapshots are written atomically, so ``kill -9`` at
-any moment loses at most the work since the last one.
+exactly as if the run had never stopped (stats lines written after the resumed snapshot are
+dropped, so the curve does not loop back). Snapshots are written atomically, so ``kill -9`` at
+any moment loses at most the work since the last one; that is at most ``--snap`` kimg or
+``--snap-minutes`` of wall-clock time (10 by default), whichever comes first. Ctrl-C (SIGINT)
+or SIGTERM finishes the current step and writes a snapshot before exiting; a second Ctrl-C
+quits at once without one.
 
 ``--init SNAPSHOT`` starts a new run from a snapshot's weights (G, D and G_ema) with fresh
 optimisers, counters, augmentation and data: fine-tuning a generator on an artist's small
@@ -57,12 +61,14 @@ python -m gan.train --data stores/rothko --data-b stores/davis --blend max --out
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import copy
 import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,8 +91,9 @@ from gan.checkpoint import (
 )
 from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
 from gan.presets import Preset, get_preset
-from neuropaint.atomic import append_json_line, atomic_path, write_text
+from neuropaint.atomic import append_json_line, atomic_path, trim_json_lines
 from neuropaint.logs import run_cli, setup_logging
+from neuropaint.signals import stop_on_signals
 from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
@@ -115,6 +122,9 @@ class TrainConfig(BaseModel):
     augpipe: str = Field("bgc", description="Augmentation preset (AugmentPipe.from_preset).")
     xflip: bool = Field(False, description="Also train on mirrored tiles.")
     snapshot_kimg: float = Field(4.0, gt=0, description="kimg between snapshots.")
+    snapshot_minutes: float | None = Field(10.0, gt=0, description="Also snapshot when this "
+                                           "many minutes of wall-clock time have passed since "
+                                           "the last one (None: by kimg only).")
     tick_kimg: float = Field(0.1, gt=0, description="kimg between stats lines.")
     seed: int = Field(0, ge=0, description="Random seed.")
     resume: str | None = Field(None, description="'auto' (the run's latest snapshot) or a "
@@ -478,7 +488,11 @@ class Trainer:
         self.grid_z = torch.randn([cfg.grid_size, self.G.z_dim],
                                   generator=torch.Generator().manual_seed(123))
         self.history: list[dict] = []
+        self.stop_requested = threading.Event()  # Set by request_stop(), from any thread.
+        self.interrupted: dict | None = None     # Where and how a requested stop ended.
         resumed = self.resume(cfg.resume) if cfg.resume else False
+        if not resumed:
+            self.trim_stats(0)  # A fresh run in an old folder: its curve starts at 0.
         if cfg.init and not resumed:
             self.init_from(cfg.init)
         broadcast_weights([self.G, self.G_ema] + [c.D for c in self.critics]
@@ -673,11 +687,33 @@ class Trainer:
         return {k: float(v) for k, v in stats.items()}
 
     # ------------------------------------------------------------------ the loop
+    def request_stop(self) -> None:
+        """Ask :meth:`train` to stop after the current step, with a snapshot.
+
+        Safe from any thread (a signal watcher, a GUI); never call it inside a signal handler
+        itself: use :func:`neuropaint.signals.stop_on_signals`.
+        """
+        self.stop_requested.set()
+
+    def _should_stop(self, timed_out: bool) -> tuple[bool, bool]:
+        """(interrupted, timed out), agreed by every process so that none waits on the rest."""
+        interrupted = self.stop_requested.is_set()
+        if self.dist.world > 1:
+            flags = torch.tensor([float(interrupted), float(timed_out)], device=self.device)
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            interrupted, timed_out = bool(flags[0]), bool(flags[1])
+        return interrupted, timed_out
+
     def train(self, progress: bool = False) -> Path | None:
-        """Run until ``kimg`` (or ``max_minutes``); return the last snapshot folder."""
+        """Run until ``kimg`` (or ``max_minutes``, or :meth:`request_stop`).
+
+        Returns the last snapshot folder. After a requested stop, ``self.interrupted`` says
+        where it stopped, which snapshot holds it and how long writing it took.
+        """
         cfg, c = self.cfg, self.counters
         total = int(cfg.kimg * 1000)
         started = time.monotonic()
+        last_snapshot_time = started
         tick_start, tick_nimg = time.monotonic(), c.nimg
         next_tick = (c.nimg // int(cfg.tick_kimg * 1000) + 1) * int(cfg.tick_kimg * 1000)
         snap_every = max(1, int(cfg.snapshot_kimg * 1000))
@@ -699,7 +735,9 @@ class Trainer:
                     bar.update(self.preset.batch / 1000)
                 timed_out = (cfg.max_minutes is not None
                              and time.monotonic() - started > cfg.max_minutes * 60)
-                if c.nimg >= next_tick or c.nimg >= total or timed_out:
+                interrupted, timed_out = self._should_stop(timed_out)
+                stopping = timed_out or interrupted
+                if c.nimg >= next_tick or c.nimg >= total or stopping:
                     line = self.tick_line(tick_losses, tick_start, tick_nimg)
                     tick_losses, tick_start, tick_nimg = [], time.monotonic(), c.nimg
                     next_tick += int(cfg.tick_kimg * 1000)
@@ -708,9 +746,18 @@ class Trainer:
                             f"{line['kimg_per_s']:.3f} kimg/s G {line.get('loss_g', 0):.2f} "
                             f"D {line.get('loss_d', 0):.2f} p {line['aug_p']:.3f} "
                             f"rt {line['ada_rt'] if line['ada_rt'] is not None else '-'}")
-                if c.nimg >= next_snapshot or c.nimg >= total or timed_out:
+                due = (cfg.snapshot_minutes is not None
+                       and time.monotonic() - last_snapshot_time >= cfg.snapshot_minutes * 60)
+                if c.nimg >= next_snapshot or c.nimg >= total or stopping or due:
+                    snap_start = time.monotonic()
                     last_snapshot = self.snapshot()
-                    next_snapshot += snap_every
+                    last_snapshot_time = time.monotonic()
+                    while next_snapshot <= c.nimg:
+                        next_snapshot += snap_every
+                    if interrupted:
+                        self.interrupted = {"kimg": c.nimg / 1000, "snapshot": last_snapshot,
+                                            "seconds": time.monotonic() - snap_start}
+                        break
                 if timed_out:
                     logger.info("stopping after %.1f minutes (--max-minutes)", cfg.max_minutes)
                     break
@@ -842,7 +889,14 @@ class Trainer:
         if source == "auto":
             if not (self.run_dir / "latest").exists() and not (self.run_dir / "snapshots"
                                                                 ).exists():
-                logger.info("nothing to resume in %s: starting afresh", self.run_dir)
+                if (self.run_dir / "stats.jsonl").exists():
+                    # A run that stopped before its first snapshot: say so, loudly.
+                    logger.warning("--resume auto: %s has no snapshot to resume (its earlier "
+                                   "run stopped before writing one): starting fresh from "
+                                   "kimg 0", self.run_dir)
+                else:
+                    logger.info("--resume auto: no snapshot in %s yet: starting fresh",
+                                self.run_dir)
                 return False
             source = str(self.run_dir)
         folder = resolve_snapshot(source)
@@ -925,14 +979,20 @@ class Trainer:
         logger.info("initialised from %s (fresh optimisers, counters and augmentation)", folder)
 
     def trim_stats(self, nimg: int) -> None:
-        """Drop stats lines written after the snapshot we resume from: the curve continues."""
-        path = self.run_dir / "stats.jsonl"
-        if not path.exists() or not self.dist.main:
+        """Drop stats (and metrics) lines written after the snapshot we resume from.
+
+        The curve in training.png then continues from the resumed point instead of looping
+        back; ``nimg`` 0 (a fresh run in an old folder) clears them.
+        """
+        if not self.dist.main:
             return
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["kimg"] <= nimg / 1000 + 1e-9]
-        write_text(path, "".join(line + "\n" for line in kept))
-        self.history = [json.loads(line) for line in kept]
+        for name in ("stats.jsonl", "metrics.jsonl"):
+            kept, dropped = trim_json_lines(self.run_dir / name, "kimg", nimg / 1000)
+            if dropped:
+                logger.info("%s: dropped %d lines written after kimg %.3f", name, dropped,
+                            nimg / 1000)
+            if name == "stats.jsonl":
+                self.history = kept
 
 
 @torch.no_grad()
@@ -1006,32 +1066,65 @@ def plot_history(history: list[dict], path: Path, extra_keys: Sequence[str] = ()
     return path
 
 
+class _ListPresets(argparse.Action):
+    """``--list-presets``: print the registry, one preset a line, and exit (like --version)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from gan.presets import list_presets
+
+        for name in list_presets():
+            preset = get_preset(name)
+            print(f"{name:<11} {preset.arch:<9} {preset.resolution:>4} px  "
+                  f"{preset.description}")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gan.train",
         description="Train a StyleGAN2-ADA (or the seeds' DCGAN) on a tile store; with "
         "--data-b and --blend, one generator judged by two discriminators (one per "
-        "collection).",
+        "collection). Ctrl-C writes a snapshot before exiting (a second Ctrl-C quits at "
+        "once); --resume auto continues from it.",
         epilog="Examples: python -m gan.train --data stores/art --out runs/art --kimg 10; "
+        "python -m gan.train --data stores/art --out runs/art --kimg 20 --resume auto; "
         "python -m gan.train --data stores/artist --out runs/artist --init runs/art --kimg 2; "
         "python -m gan.train --data stores/A --data-b stores/B --blend max --out runs/blend",
     )
     parser.add_argument("--data", required=True, help="tile store (python -m datasets.art "
                         "build)")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--preset", default="tiny", help="preset name (see --list-presets)")
+    parser.add_argument("--list-presets", action=_ListPresets,
+                        help="print the presets (name, network, resolution, purpose) and exit")
+    parser.add_argument("--preset", default="tiny",
+                        help="preset name, see --list-presets (default: %(default)s)")
     parser.add_argument("--arch", choices=["stylegan2", "dcgan"],
-                        help="network family: dcgan picks the matching dcgan preset")
-    parser.add_argument("--kimg", type=float, default=10.0, help="thousands of real images")
-    parser.add_argument("--batch", type=int, help="total batch size")
-    parser.add_argument("--gamma", type=float, help="R1 weight")
+                        help="network family: dcgan picks the matching dcgan preset "
+                        "(default: the preset's)")
+    parser.add_argument("--kimg", type=float, default=10.0,
+                        help="train until this many thousand real images have been shown "
+                        "(default: %(default)s)")
+    parser.add_argument("--batch", type=int, help="total batch size (default: the preset's)")
+    parser.add_argument("--gamma", type=float, help="R1 weight (default: the preset's)")
     parser.add_argument("--aug", nargs="+", default=["ada"], metavar="MODE",
-                        help="'ada' (default), 'fixed P', or 'none'")
-    parser.add_argument("--target", type=float, default=0.6, help="ADA target for r_t")
+                        help="'ada', 'fixed P', or 'none' (default: ada)")
+    parser.add_argument("--target", type=float, default=0.6,
+                        help="ADA target for r_t (default: %(default)s)")
     parser.add_argument("--xflip", action="store_true", help="also use mirrored tiles")
-    parser.add_argument("--snap", type=float, default=4.0, help="kimg between snapshots")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", help="'auto' or a snapshot folder")
+    parser.add_argument("--snap", type=float, default=4.0,
+                        help="kimg between snapshots (default: %(default)s)")
+    parser.add_argument("--snap-minutes", type=float, default=10.0, metavar="MIN",
+                        help="also snapshot after this many minutes of wall-clock time since "
+                        "the last one; 0: by kimg only (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the networks' initialisation, latents, "
+                        "augmentation and data order (default: %(default)s)")
+    parser.add_argument("--resume",
+                        help="'auto' (the run's latest snapshot; starts fresh, saying so, "
+                        "when there is none) or a snapshot folder (default: start fresh)")
     parser.add_argument("--init", metavar="SNAPSHOT",
                         help="start from a snapshot's (or run's) weights with fresh optimisers, "
                         "counters and this --data: fine-tuning")
@@ -1040,10 +1133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--blend", choices=["max", "mean"],
                         help="blend: the generator's per-image loss is the max (the seeds') or "
                         "mean of the two discriminators'")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--max-minutes", type=float, help="stop after this long")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda if available, else cpu), cpu, cuda or cuda:N "
+                        "(default: %(default)s)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: bfloat16 autocast on CUDA (faster on recent GPUs); "
+                        "ignored on CPU (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the synthesis network (CUDA; the first steps "
+                        "are slow while it compiles)")
+    parser.add_argument("--max-minutes", type=float,
+                        help="stop, with a snapshot, after this long (default: no limit)")
     parser.add_argument("--metrics", action="store_true",
                         help="compute SWD against the tiles at each snapshot")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -1058,22 +1158,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif aug_mode not in ("ada", "none") or len(args.aug) != 1:
         raise NeuropaintError(f"'--aug' must be 'ada', 'fixed P' or 'none', got "
                               f"{' '.join(args.aug)!r}.")
+    if args.snap_minutes < 0:
+        raise NeuropaintError(f"'--snap-minutes' must be 0 (off) or positive, got "
+                              f"{args.snap_minutes}.")
     preset = args.preset
     if args.arch == "dcgan" and not preset.startswith("dcgan"):
         preset = "dcgan64"
     cfg = build_config(TrainConfig, data=args.data, out=args.out, preset=preset,
                        kimg=args.kimg, batch=args.batch, gamma=args.gamma, aug=aug_mode,
                        aug_p=aug_p, aug_target=args.target, xflip=args.xflip,
-                       snapshot_kimg=args.snap, seed=args.seed, resume=args.resume,
+                       snapshot_kimg=args.snap, snapshot_minutes=args.snap_minutes or None,
+                       seed=args.seed, resume=args.resume,
                        init=args.init, data_b=args.data_b, blend=args.blend,
                        device=args.device, precision=args.precision, compile=args.compile,
                        max_minutes=args.max_minutes, metrics=args.metrics)
     trainer = Trainer(cfg)
-    snapshot = trainer.train(progress=not args.quiet)
-    if trainer.dist.main and snapshot is not None:
-        print(f"done: {trainer.counters.nimg / 1000:.2f} kimg; latest snapshot {snapshot}")
+    signalled = threading.Event()
+
+    def on_stop() -> None:  # on stop_on_signals' watcher thread, never in the handler
+        if signalled.is_set():
+            logger.warning("second interrupt: quitting without a snapshot")
+            _thread.interrupt_main()  # KeyboardInterrupt in the loop; run_cli reports it
+            return
+        signalled.set()
+        if trainer.dist.main:
+            logger.warning("interrupt: finishing this step and writing a snapshot "
+                           "(Ctrl-C again to quit without one)")
+        trainer.request_stop()
+
+    with stop_on_signals(on_stop):
+        snapshot = trainer.train(progress=not args.quiet)
     if trainer.dist.world > 1:
         torch.distributed.destroy_process_group()
+    stopped = trainer.interrupted
+    if stopped is not None:
+        if trainer.dist.main:
+            print(f"interrupted at {stopped['kimg']:.3f} kimg: snapshot {stopped['snapshot']} "
+                  f"written in {stopped['seconds']:.1f} s; continue with --resume auto")
+        return 130
+    if trainer.dist.main and snapshot is not None:
+        print(f"done: {trainer.counters.nimg / 1000:.2f} kimg; latest snapshot {snapshot}")
     return 0
 
 

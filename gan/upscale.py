@@ -83,7 +83,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import json
 import logging
 import math
 import os
@@ -112,7 +111,7 @@ from gan.checkpoint import (
 from gan.denoise import nl_means
 from gan.ops import assert_shape
 from gan.train import Dist, image_grid, optimizer_step, setup_distributed, to_uint8
-from neuropaint.atomic import append_json_line, atomic_path, write_json, write_text
+from neuropaint.atomic import append_json_line, atomic_path, trim_json_lines, write_json
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import (
     NeuropaintError,
@@ -1165,13 +1164,9 @@ class UpscaleTrainer:
 
     def trim_stats(self, step: int) -> None:
         """Drop stats lines written after the snapshot we resume from: the curve continues."""
-        path = self.run_dir / "stats.jsonl"
-        if not path.exists():
-            return
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        write_text(path, "".join(line + "\n" for line in kept))
-        self.history = [json.loads(line) for line in kept]
+        self.history, dropped = trim_json_lines(self.run_dir / "stats.jsonl", "step", step)
+        if dropped:
+            logger.info("stats.jsonl: dropped %d lines written after step %d", dropped, step)
 
 
 # --------------------------------------------------------------------------------------------

@@ -107,6 +107,27 @@ def append_json_line(path: str | os.PathLike, record: Any) -> None:
         os.fsync(fh.fileno())
 
 
+def trim_json_lines(path: str | os.PathLike, key: str, upto: float) -> tuple[list[dict], int]:
+    """Keep the lines of a JSON-lines log (``stats.jsonl``) whose ``key`` is at most ``upto``.
+
+    A resumed run calls it with the resumed snapshot's counter, so that lines written after
+    that snapshot (by the run that was stopped) do not make the curve loop back; a fresh run in
+    an old folder calls it with 0. The file is rewritten atomically, and only when something
+    is dropped. Returns the kept records and the number of dropped lines (0 if no file).
+    """
+    target = Path(path)
+    if not target.exists():
+        return [], 0
+    lines = [line for line in target.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    keep = [record.get(key, 0) <= upto + 1e-9 for record in records]
+    dropped = keep.count(False)
+    if dropped:
+        write_text(target, "".join(line + "\n" for line, k in zip(lines, keep, strict=True)
+                                   if k))
+    return [record for record, k in zip(records, keep, strict=True) if k], dropped
+
+
 def _fsync_dir(folder: Path) -> None:
     # Persist the rename itself; not possible (nor needed) on Windows.
     with contextlib.suppress(OSError):

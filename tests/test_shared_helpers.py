@@ -14,7 +14,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from neuropaint.atomic import atomic_open, atomic_path, write_json, write_text
+from neuropaint.atomic import atomic_open, atomic_path, trim_json_lines, write_json, write_text
 from neuropaint.logs import run_cli
 from neuropaint.signals import stop_on_signals
 from neuropaint.validate import (
@@ -185,3 +185,14 @@ def test_stop_on_signals_calls_on_stop_and_restores_the_previous_handler():
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the block handles it
         assert called.wait(5)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_trim_json_lines_keeps_lines_up_to_the_resumed_point(tmp_path):
+    log = tmp_path / "stats.jsonl"
+    assert trim_json_lines(log, "kimg", 1.0) == ([], 0)  # no file: nothing to trim
+    log.write_text("".join(json.dumps({"kimg": k}) + "\n" for k in (0.1, 0.2, 0.3)) + "\n")
+    kept, dropped = trim_json_lines(log, "kimg", 0.2)
+    assert (kept, dropped) == ([{"kimg": 0.1}, {"kimg": 0.2}], 1)
+    assert [json.loads(x) for x in log.read_text().splitlines()] == kept
+    assert trim_json_lines(log, "kimg", 0.0) == ([], 2)
+    assert log.read_text() == ""

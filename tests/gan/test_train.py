@@ -342,3 +342,89 @@ def test_extension_points_train_resume_exactly_and_learn(paintings_store, tmp_pa
     with pytest.raises(NeuropaintError, match=r"was trained without 'codes'; start from it "
                        r"with --init instead"):
         Trainer(_config(paintings_store, plain, resume="auto"), extensions=[CodeBank()])
+
+
+def test_ctrl_c_writes_a_snapshot_that_resume_auto_continues(paintings_store, tmp_path):
+    """SIGINT to a real training process: snapshot before exit, then --resume auto from it."""
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "gan.train", "--data", str(paintings_store), "--out", str(run),
+           "--preset", "tiny", "--kimg", "100", "--device", "cpu", "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "stats.jsonl").exists():  # the first tick (0.1 kimg) is written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        assert not (run / "snapshots").exists()  # nothing saved yet: Ctrl-C must save it
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "writing a snapshot" in err
+    latest = resolve_snapshot(run)
+    state = load_state(latest)
+    assert state["nimg"] >= 100
+    assert f"interrupted at {state['nimg'] / 1000:.3f} kimg: snapshot {latest}" in out
+    assert seconds < 30, f"{seconds:.1f} s from SIGINT to exit"
+    print(f"SIGINT to exit: {seconds:.2f} s; saved {latest.name}")  # shown with pytest -s
+    # The last stats line is the snapshot's point; a resumed run continues from it.
+    stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["kimg"] == state["nimg"] / 1000
+    resumed = Trainer(_config(paintings_store, run, kimg=state["nimg"] / 1000 + 0.016,
+                              resume="auto", snapshot_kimg=4.0, tick_kimg=0.1))
+    assert resumed.counters.nimg == state["nimg"]
+    resumed.train()
+    assert load_state(run)["nimg"] == state["nimg"] + 16
+
+
+def test_resume_auto_with_nothing_to_resume_starts_fresh_and_drops_stale_stats(
+        paintings_store, tmp_path, caplog):
+    run = tmp_path / "stale"
+    run.mkdir()
+    # An earlier run that stopped (kill -9) before its first snapshot left stats behind.
+    (run / "stats.jsonl").write_text("".join(json.dumps({"kimg": k, "loss_g": 1.0}) + "\n"
+                                             for k in (0.1, 0.2, 0.3)))
+    trainer = Trainer(_config(paintings_store, run, resume="auto"))
+    assert "has no snapshot to resume" in caplog.text and "starting fresh" in caplog.text
+    assert trainer.counters.nimg == 0
+    assert (run / "stats.jsonl").read_text() == ""
+    trainer.train()
+    lines = [json.loads(x)["kimg"] for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert lines == sorted(lines)  # training.png no longer loops back
+
+
+def test_resume_drops_stats_written_after_the_resumed_snapshot(paintings_store, tmp_path):
+    run = tmp_path / "run"
+    Trainer(_config(paintings_store, run, kimg=0.032)).train()  # snapshot at 32 images
+    with open(run / "stats.jsonl", "a") as fh:  # a run killed after its snapshot at 32 img
+        fh.write(json.dumps({"kimg": 0.048, "loss_g": 9.0}) + "\n")
+    resumed = Trainer(_config(paintings_store, run, resume="auto"))
+    kimgs = [round(json.loads(x)["kimg"], 3)
+             for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert kimgs == [0.016, 0.032]
+    assert [round(h["kimg"], 3) for h in resumed.history] == kimgs
+
+
+def test_snapshots_also_follow_the_wall_clock(paintings_store, tmp_path):
+    run = tmp_path / "timed"
+    # Every step is a snapshot when the interval is tiny; kimg alone would give one.
+    Trainer(_config(paintings_store, run, kimg=0.032, snapshot_kimg=4.0,
+                    snapshot_minutes=1e-6)).train()
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == [
+        "000000000008", "000000000016", "000000000024", "000000000032"]
+
+
+def test_list_presets_prints_one_line_each(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--list-presets"])
+    assert exc.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list_presets()
+    assert "16 px" in lines[0]
