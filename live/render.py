@@ -234,12 +234,14 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--status-every", type=float, default=5.0,
                      help="seconds between status lines")
     out.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    out.add_argument("-v", "--verbose", action="store_true",
+                     help="also liblsl's and MNE's own messages (quiet by default)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging("WARNING" if args.quiet else "INFO")
+    setup_logging("WARNING" if args.quiet else "INFO", verbose=args.verbose)
     from live.record import SessionRecorder
     from live.sinks import FrameFolder, ViewerSink
     from live.source import LSLSource

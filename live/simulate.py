@@ -588,8 +588,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic EEG (0)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--log-level", default="INFO", help="INFO, WARNING, ... (INFO)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also liblsl's and MNE's own messages (quiet by default)")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, verbose=args.verbose)
 
     stop = threading.Event()
     with stop_on_signals(stop.set):
