@@ -15,8 +15,12 @@ Interpolation goes seed to seed and loops: spherical in Z (slerp, since Gaussian
 near a sphere) or linear in W (``--space w``, after truncation), as the StyleGAN papers do.
 The style-mixing grid follows the StyleGAN paper's figure: each cell takes the row seed's
 styles and replaces the coarse (4-8 px), middle (16-32 px) or fine (64 px and up) ones with
-the column seed's. For the seeds' DCGAN, each image's "validity" (the discriminator's score)
-is printed, as those projects did.
+the column seed's. Each seed's "validity" is printed, as the seed projects did for their
+DCGAN: the snapshot's discriminator D's score, sigmoid(D(image)) in (0, 1), of the image being
+a real tile. A discriminator late in training scores most generated images low, so read the
+ranking of the seeds, not the value. The grid scales each image up by a whole factor (nearest
+neighbour: no invented detail) to at least ``--grid-cell`` pixels, so a 16-image grid of a
+64 px generator is 512 px wide rather than 256.
 
 ``--collection N`` writes N images guaranteed unique (no repeated seed, no near-duplicate in W
 or in pixels), each with token metadata, plus a manifest and a contact sheet; see
@@ -199,6 +203,23 @@ def save_animation(frames: np.ndarray, out: Path, fmt: str, fps: float,
     return path
 
 
+def upscale_cells(images: np.ndarray, cell: int) -> np.ndarray:
+    """uint8 images [N, H, W, 3] scaled up by the smallest whole factor reaching ``cell`` px.
+
+    Nearest neighbour (each pixel becomes a block), so the grid shows what the generator made
+    and nothing more; images already that large are left alone.
+    """
+    factor = max(1, math.ceil(cell / max(images.shape[1:3])))
+    if factor == 1:
+        return images
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)  # [N, H*f, W*f, 3]
+
+
+VALIDITY_NOTE = ("validity: the discriminator D's score, sigmoid(D(image)) in (0, 1), that the "
+                 "image is a real tile; a trained D scores most generated images low, so "
+                 "compare seeds by it rather than reading the value alone")
+
+
 @torch.no_grad()
 def validity(D: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     """The discriminator's sigmoid score of uint8 images (the seeds' "validity")."""
@@ -248,20 +269,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("checkpoint", help="snapshot folder, or a run folder (its latest)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 1,5,9")
-    parser.add_argument("--trunc", type=float, default=1.0, help="truncation psi")
+    parser.add_argument("--seeds", default="0-15",
+                        help="e.g. 0-15 or 1,5,9 (default: %(default)s)")
+    parser.add_argument("--trunc", type=float, default=1.0,
+                        help="truncation psi: 1 samples the whole learnt distribution, lower "
+                        "values (0.5-0.8) pull towards the average image, more typical and "
+                        "less varied (default: %(default)s)")
+    parser.add_argument("--grid-cell", type=int, default=128, metavar="PX",
+                        help="grid.png shows each image at least this many pixels wide, "
+                        "scaled up by a whole factor (nearest neighbour); 0: as generated "
+                        "(default: %(default)s)")
     parser.add_argument("--no-ema", action="store_true", help="use G instead of G_ema")
     parser.add_argument("--interpolate", action="store_true", help="seed-to-seed walk")
     parser.add_argument("--space", choices=["z", "w"], default="z",
-                        help="interpolate in Z (slerp) or W (lerp)")
-    parser.add_argument("--frames", type=int, default=30, help="frames per transition")
-    parser.add_argument("--fps", type=int, default=15)
-    parser.add_argument("--format", choices=FORMATS, default="gif")
+                        help="interpolate in Z (slerp) or W (lerp) (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=30,
+                        help="with --interpolate or --interpolate-items: frames per "
+                        "transition from one seed (or item) to the next; the loop has "
+                        "seeds x frames frames (default: %(default)s)")
+    parser.add_argument("--fps", type=int, default=15,
+                        help="frames per second of the animation (default: %(default)s)")
+    parser.add_argument("--format", choices=FORMATS, default="gif",
+                        help="animation format: gif, webp, frames (PNG files) or mp4 (needs "
+                        "ffmpeg) (default: %(default)s)")
     parser.add_argument("--mix", action="store_true", help="style-mixing grid")
-    parser.add_argument("--rows", default="0-3", help="row seeds of the mixing grid")
-    parser.add_argument("--cols", default="10-14", help="column seeds of the mixing grid")
+    parser.add_argument("--rows", default="0-3",
+                        help="row seeds of the mixing grid (default: %(default)s)")
+    parser.add_argument("--cols", default="10-14",
+                        help="column seeds of the mixing grid (default: %(default)s)")
     parser.add_argument("--layers", default="coarse", choices=list(LAYER_GROUPS),
-                        help="which styles the column seeds give")
+                        help="which styles the column seeds give (default: %(default)s)")
     parser.add_argument("--w", type=Path, help=".npy of ws [N, num_ws, w_dim] or w [N, w_dim]")
     group = parser.add_argument_group(
         "unique collections", "--collection N writes N unique images with token metadata to "
@@ -274,11 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--pixel-distance", type=float, default=0.02,
                        help="minimum RMS difference of 16 px thumbnails, in [0, 1] "
                        "(default: 0.02)")
-    group.add_argument("--first-seed", type=int, default=0, help="first candidate seed")
+    group.add_argument("--first-seed", type=int, default=0,
+                       help="first candidate seed (default: %(default)s)")
     group.add_argument("--max-candidates", type=int,
                        help="seeds to try at most (default: max(10000, 10 N))")
-    group.add_argument("--name", default="neuropaint", help="collection name: 'NAME #k'")
-    group.add_argument("--description", default="", help="description of every item")
+    group.add_argument("--name", default="neuropaint",
+                       help="collection name: 'NAME #k' (default: %(default)s)")
+    group.add_argument("--description", default="",
+                       help="description of every item (default: none)")
     group.add_argument("--extend", action="store_true",
                        help="keep the collection in --out and add items up to N")
     group.add_argument("--collection-dir", type=Path, help="a collection folder")
@@ -320,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         images = render_ws(G, w)
         for i, img in enumerate(images):
             save_png(img, out / f"w{i:04d}.png")
-        save_png(image_grid(images), out / "grid.png")
+        save_png(image_grid(upscale_cells(images, args.grid_cell)), out / "grid.png")
         print(f"{len(images)} images from {args.w} -> {out}")
         return 0
 
@@ -331,12 +371,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         scores = validity(load_network(args.checkpoint, "D"), images)
     except NeuropaintError:
         logger.info("no discriminator in %s: no validity scores", args.checkpoint)
+    if scores is not None:
+        print(VALIDITY_NOTE)
     for i, (seed, img) in enumerate(zip(seeds, images, strict=True)):
         save_png(img, out / f"seed{seed:04d}.png")
         if scores is not None:
             print(f"seed {seed}: validity {scores[i]:.3f}")
-    grid = save_png(image_grid(images, cols=math.ceil(math.sqrt(len(images)))),
-                    out / "grid.png")
+    grid = save_png(image_grid(upscale_cells(images, args.grid_cell),
+                               cols=math.ceil(math.sqrt(len(images)))), out / "grid.png")
     print(f"{len(images)} images and {grid}")
     return 0
 

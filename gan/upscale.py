@@ -1426,7 +1426,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="steps between validations (default 500)")
     t.add_argument("--snapshot-every", type=int, default=1000, metavar="N",
                    help="steps between snapshots (default 1000)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="random seed of the initialisation, patches and degradations "
+                   "(default 0)")
     t.add_argument("--resume", help="'auto' (the run's latest snapshot) or a snapshot folder")
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

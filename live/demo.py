@@ -276,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m live.demo", description="Make the bundled demo model.")
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="train the demo generator and encoder")
+    shows_defaults = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    b = sub.add_parser("build", help="train the demo generator and encoder", **shows_defaults)
     b.add_argument("--out", default=str(DEMO_MODEL), help="demo model folder to write")
     b.add_argument("--work", default="runs/demo", help="working folder (resumable)")
     b.add_argument("--minutes", type=float, default=60.0, help="generator training time")
@@ -284,12 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--encoder-steps", type=int, default=1500, help="align steps")
     b.add_argument("--upscaler-minutes", type=float, default=5.0,
                    help="x4 upscaler training time (0: none, bicubic instead)")
-    g = sub.add_parser("grid", help="a JPEG grid of the demo model's paintings")
-    g.add_argument("--out", default="docs/demo_model_grid.jpg")
+    g = sub.add_parser("grid", help="a JPEG grid of the demo model's paintings",
+                       **shows_defaults)
+    g.add_argument("--out", default="docs/demo_model_grid.jpg", help="picture to write")
     g.add_argument("--model", default=str(DEMO_MODEL), help="demo model folder")
     st = sub.add_parser("states", help="a picture: each state of the demo profile, its "
-                        "target and moments of a held-out session")
-    st.add_argument("--out", default="docs/demo_states.png")
+                        "target and moments of a held-out session", **shows_defaults)
+    st.add_argument("--out", default="docs/demo_states.png", help="picture to write")
     st.add_argument("--model", default=str(DEMO_MODEL), help="demo model folder")
     args = parser.parse_args(argv)
     setup_logging()

@@ -223,7 +223,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="viewer address HOST:PORT (0.0.0.0 exposes it to the network)")
     out.add_argument("--no-serve", action="store_true", help="no viewer")
     out.add_argument("--frames", help="also write numbered frames into this folder")
-    out.add_argument("--frame-format", default="jpg", choices=("jpg", "png"))
+    out.add_argument("--frame-format", default="jpg", choices=("jpg", "png"),
+                     help="image format of the --frames files: jpg is small, png lossless")
     out.add_argument("--frames-every", type=int, default=1, metavar="N",
                      help="with --frames: keep one frame in N (files keep the frame's "
                           "number: frame_000000, frame_00000N, ...)")

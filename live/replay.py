@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--size", type=int, help="output side in px (default: the generator's)")
     p.add_argument("--fps", type=float, help="frames per second (default: the session's)")
     p.add_argument("--format", choices=FORMATS, default="gif",
-                   help="gif, webp, frames (PNG files) or mp4 (needs ffmpeg)")
+                   help="gif, webp, frames (PNG files) or mp4 (needs ffmpeg) "
+                   "(default: %(default)s)")
     p.add_argument("--generator", help="generator to paint with (default: the session's)")
     p.add_argument("--any-generator", action="store_true",
                    help="allow a generator other than the session's (same latent shape)")

@@ -579,8 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source-id", help="LSL source_id (default neuropaint-sim:NAME; '' "
                         "for none)")
     parser.add_argument("--chunk", type=int, default=16, help="samples per chunk (16)")
-    parser.add_argument("--format", default="float32", help="float32, double64 or int16 "
-                        "(whole microvolts)")
+    parser.add_argument("--format", default="float32", help="sample format: float32, "
+                        "double64 or int16 (whole microvolts) (float32)")
     parser.add_argument("--no-labels", action="store_true",
                         help="send no channel description (labels, units)")
     parser.add_argument("--no-markers", action="store_true",

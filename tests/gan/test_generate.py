@@ -55,8 +55,21 @@ def test_images_and_grid_are_written_and_reproducible(run, tmp_path, capsys):
     again = np.asarray(Image.open(tmp_path / "b" / "seed0002.png"))
     np.testing.assert_array_equal(first, again)
     with Image.open(tmp_path / "a" / "grid.png") as grid:
-        assert grid.size == (32, 32)  # 2 x 2 images of 16 px
-    assert "validity" in capsys.readouterr().out
+        assert grid.size == (256, 256)  # 2 x 2 cells: 16 px images shown 8x, 128 px each
+        cells = np.asarray(grid)
+    np.testing.assert_array_equal(cells[128::8, :128:8], first)  # nearest: nothing invented
+    out = capsys.readouterr().out
+    assert out.count("validity: the discriminator D's score") == 2  # once in each of 2 runs
+    assert out.index("validity: the discriminator") < out.index("seed 0: validity")
+
+
+def test_grid_cell_size_is_an_option(run, tmp_path):
+    assert main([str(run), "--seeds", "0-3", "--grid-cell", "0", "--out", str(tmp_path)]) == 0
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (32, 32)  # 2 x 2 images of 16 px, as generated
+    assert main([str(run), "--seeds", "0-3", "--grid-cell", "40", "--out", str(tmp_path)]) == 0
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (96, 96)  # the smallest whole factor reaching 40 px: 3
 
 
 def test_dcgan_prints_validity_per_image(dcgan_run, tmp_path, capsys):
