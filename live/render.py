@@ -7,6 +7,7 @@ python -m live.render --duration 60 --no-serve         # a minute of it, status 
 python -m live.render --stream MyHeadset               # a real headset on LSL (by stream name)
 python -m live.render --type EEG --encoder runs/enc --generator runs/gan --size 512
 python -m live.render --stream MyHeadset --record sessions/tonight --frames out/frames
+python -m live.render --frames out/frames --frames-every 15 --frames-max 600  # 1 a second
 python -m live.render --serve 0.0.0.0:8765             # the viewer, visible to the network
 
 With no ``--stream``/``--type``/``--source-id``, a simulated headset (``python -m
@@ -16,7 +17,17 @@ played. With no ``--encoder``/``--generator``, the bundled demo model (``live/de
 ``127.0.0.1:8765``; its URL is printed), and a one-line status is printed every few seconds:
 frames per second, frame age (EEG sample to painted frame) p50/p95, dropped frames and the
 state of the signal. Ctrl-C (or ``--duration``) stops everything cleanly: the session recording
-is closed, the child simulator ended.
+is closed, the child simulator ended. The last two lines give the whole session (frames,
+mean fps, frame age p50/p95, dropped frames), then the last window as the status line does.
+
+With the simulator, a state's name or number typed in the terminal (and Enter) switches the
+simulated headset to it and holds it (``cycle`` cycles again): the line is checked and
+echoed here, a typo refused with the valid names, and the status line ends with the state
+the simulator is streaming (read from its marker stream ``NAME-states``, as it is with
+``--stream NAME`` for a ``python -m live.simulate`` in another terminal).
+
+liblsl and MNE are quiet unless ``-v``; ``--frames-every``/``--frames-max`` thin out
+``--frames``.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import torch
 
 from conditioning.motion import MotionConfig
 from conditioning.player import PlayerConfig
+from eeg.synthetic import list_states
 from live.engine import Engine, EngineConfig
 from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
@@ -54,19 +66,33 @@ class SimulatorProcess:
     """``python -m live.simulate`` in a child process, ended with the parent."""
 
     def __init__(self, name: str, *, channels: int = 32, rate: float = 256.0,
-                 chunk: int = 16, extra: Sequence[str] = ()):
+                 chunk: int = 16, extra: Sequence[str] = (), commands: bool = False):
         self.name = name
         cmd = [sys.executable, "-m", "live.simulate", "--name", name, "--channels",
                str(channels), "--rate", f"{rate:g}", "--chunk", str(chunk), *extra]
         # Its own process group: Ctrl-C in the terminal reaches the parent only, which then
         # ends the child in order (no traceback from either).
-        # stderr goes to a file, not a pipe nobody reads (a full pipe would stall the child);
-        # stdin stays the terminal's, so a performer can type a state name there.
+        # stderr goes to a file, not a pipe nobody reads (a full pipe would stall the child).
+        # stdin: with ``commands`` a pipe that :meth:`send` writes state switches into (the
+        # parent reads the terminal, checks and echoes what is typed); else nothing.
         self._stderr = tempfile.TemporaryFile(mode="w+")
+        if commands:
+            cmd.append("--stdin")
         self.process = subprocess.Popen([*cmd, "--log-level", "WARNING"],
+                                        stdin=subprocess.PIPE if commands else subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                         start_new_session=True, preexec_fn=_end_with_parent)
         self.line = self._wait_ready()
+
+    def send(self, command: str) -> None:
+        """Pass one command line (a state, or 'cycle') to the simulator's stdin."""
+        if self.process.stdin is None or self.process.poll() is not None:
+            raise NeuropaintError("the simulated headset is not running.")
+        try:
+            self.process.stdin.write(command.strip() + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:  # ValueError: the pipe is closed
+            raise NeuropaintError(f"the simulated headset does not listen: {exc}") from None
 
     def _wait_ready(self) -> str:
         result: list[str] = []
@@ -90,6 +116,11 @@ class SimulatorProcess:
     def stop(self) -> None:
         """End the child (SIGINT, then SIGKILL after 5 s) and close its pipes."""
         self._end()
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:  # it had ended with a command unread
+                pass
         self.process.stdout.close()
         self._stderr.close()
 
@@ -101,6 +132,73 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class SimulatedState:
+    """The state a simulated headset is streaming, from its marker stream ``NAME-states``.
+
+    The simulator sends each state change there (``live.simulate``), so this works for the
+    child simulator and for one running in another terminal alike, and it shows what the
+    headset streams rather than what was asked for. LSL does not replay samples sent before
+    an inlet connects: ``initial`` is the state until the first marker arrives (the child
+    simulator starts in the first state of its cycle, and changes only at block ends or on
+    a command, which come after the inlet is open).
+
+    Parameters
+    ----------
+    name : str
+        The EEG stream's name (the marker stream is ``NAME-states``).
+    timeout : float
+        Seconds to find the marker stream; without one, :attr:`state` stays None.
+    initial : str | None
+    """
+
+    def __init__(self, name: str, *, timeout: float = 2.0, initial: str | None = None):
+        import pylsl
+
+        from live.simulate import marker_stream_name
+
+        self.state = initial
+        self.inlet = None
+        infos = pylsl.resolve_bypred(f"name='{marker_stream_name(name)}'", 1, timeout)
+        if infos:
+            self.inlet = pylsl.StreamInlet(infos[0])
+            self.inlet.open_stream(timeout)
+
+    @property
+    def found(self) -> bool:
+        return self.inlet is not None
+
+    def poll(self) -> str | None:
+        """The newest state (never waits)."""
+        if self.inlet is not None:
+            samples, _ = self.inlet.pull_chunk(timeout=0.0)
+            if samples:
+                self.state = samples[-1][0]
+        return self.state
+
+    def close(self) -> None:
+        if self.inlet is not None:
+            self.inlet.close_stream()
+            self.inlet = None
+
+
+def _keyboard(simulator: SimulatorProcess, stop: threading.Event) -> None:
+    """Read state switches from the terminal, check and echo each, pass it to the child."""
+    from live.simulate import describe_command, parse_command
+
+    for line in sys.stdin:
+        if stop.is_set():
+            return
+        if not line.strip():
+            continue
+        try:
+            state = parse_command(line)
+            simulator.send(line)
+        except NeuropaintError as exc:
+            print(f"live.render: {exc}", flush=True)
+        else:
+            print(f"live.render: simulator {describe_command(state)}", flush=True)
 
 
 def _end_with_parent() -> None:
@@ -149,7 +247,7 @@ def load_models(encoder_path: str | None, generator_path: str | None, *,
     return mapping, G, map_dir, gen_dir
 
 
-def _status_line(engine: Engine, source) -> str:
+def _status_line(engine: Engine, source, simulated: SimulatedState | None = None) -> str:
     status = engine.status()
     age = status.get("age_ms") or {}
     ages = (f"age p50 {age['p50']:.0f} ms p95 {age['p95']:.0f} ms" if age else "age -")
@@ -163,6 +261,8 @@ def _status_line(engine: Engine, source) -> str:
         committed = instrument.get("committed")
         belief = instrument.get("posteriors", {}).get(committed, 0.0) if committed else 0.0
         line += (f", state {committed} ({belief:.2f})" if committed else ", state -")
+    if simulated is not None and simulated.found:
+        line += f", simulated {simulated.poll() or '-'}"
     return line
 
 
@@ -176,6 +276,10 @@ def _session_line(engine: Engine) -> str:
     if session["stalled_frames"]:
         line += f", stalled {session['stalled_frames']}"
     return line
+
+
+def _state_choices() -> str:
+    return ", ".join(f"{i} {name}" for i, name in enumerate(list_states(), 1))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -282,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         upscaler = Upscaler.from_pretrained(upscaler_path, device=device)
 
     stop = threading.Event()
-    simulator = source = engine = None
+    simulator = source = engine = simulated = None
     sinks: list = []
 
     def on_stop() -> None:  # on the watcher thread of stop_on_signals, never in a handler
@@ -295,15 +399,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_simulator = not (args.stream or args.stream_type or args.source_id)
             if use_simulator:
                 name = f"neuropaint-demo-{uuid.uuid4().hex[:8]}"
+                keyboard = sys.stdin is not None and sys.stdin.isatty()
                 simulator = SimulatorProcess(name, channels=args.sim_channels,
-                                             rate=args.sim_rate, chunk=args.sim_chunk)
+                                             rate=args.sim_rate, chunk=args.sim_chunk,
+                                             commands=keyboard)
                 started = simulator.line.removeprefix("live.simulate: ")
                 print(f"live.render: {started}", flush=True)
+                simulated = SimulatedState(name, initial=list_states()[0])
                 source = LSLSource(name, type="EEG", timeout=args.timeout).open()
+                if keyboard:
+                    threading.Thread(target=_keyboard, args=(simulator, stop), daemon=True,
+                                     name="render-keyboard").start()
+                    print("live.render: type a state's name or number and Enter to hold it "
+                          f"in the simulator, 'cycle' to cycle ({_state_choices()})",
+                          flush=True)
             else:
                 source = LSLSource(args.stream, type=args.stream_type or
                                    (None if args.stream or args.source_id else "EEG"),
                                    source_id=args.source_id, timeout=args.timeout).open()
+                if args.stream:  # a live.simulate in another terminal has a marker stream
+                    simulated = SimulatedState(args.stream, timeout=0.7)
             if args.record:
                 about = {("profile" if is_profile else "encoder"): str(Path(enc_dir).resolve()),
                          "generator": str(Path(gen_dir).resolve()),
@@ -339,13 +454,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 now = time.monotonic()
                 if now - last[0] >= args.status_every:
                     last[0] = now
-                    print(f"live.render: {_status_line(engine, source)}", flush=True)
+                    print(f"live.render: {_status_line(engine, source, simulated)}",
+                          flush=True)
 
             with torch.inference_mode():
                 engine.run(args.duration, on_frame=on_frame)
             # The whole session first: the status line's figures are of the last seconds only.
             print(f"live.render: stopped: {_session_line(engine)}", flush=True)
-            print(f"live.render: last window: {_status_line(engine, source)}", flush=True)
+            print(f"live.render: last window: {_status_line(engine, source, simulated)}",
+                  flush=True)
         finally:
             if engine is not None:
                 engine.close()
@@ -354,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     sink.close()
             if source is not None:
                 source.close()
+            if simulated is not None:
+                simulated.close()
             if simulator is not None:
                 simulator.stop()
     return 0

@@ -21,9 +21,11 @@ The signal is either
   background thread so that pushing never waits. Consecutive blocks overlap by half a second
   and are cross-faded with equal-power (cos/sin) weights, so the signal is continuous at
   every boundary and the state changes smoothly. The states cycle in order; a performer can
-  type a state's name or number and Enter (when stdin is a terminal) to switch to it and
-  hold it, and ``cycle`` to go back to cycling. Each change is logged with its LSL time and,
-  unless ``--no-markers``, sent on a marker stream ``NAME-states``; or
+  type a state's name or number and Enter (when stdin is a terminal, or with ``--stdin``
+  from a parent's pipe) to switch to it and hold it, and ``cycle`` to go back to cycling;
+  each is echoed on stderr, a typo refused with the valid names and numbers. Each change
+  is logged with its LSL time and, unless ``--no-markers``, sent on a marker stream
+  ``NAME-states``; or
 - a recording (``--file``): anything :func:`eeg.io.read_raw` reads, its EEG channels at the
   file's rate, looped with ``--loop``.
 
@@ -59,7 +61,8 @@ from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Simulator", "SimulatorConfig", "main", "marker_stream_name"]
+__all__ = ["Simulator", "SimulatorConfig", "describe_command", "main", "marker_stream_name",
+           "parse_command"]
 
 _SYNTHETIC_CHANNELS = (8, 16, 32, 64)
 _FADE = 0.5  # Seconds of cross-fade between consecutive synthetic blocks.
@@ -533,18 +536,35 @@ def _parse_state(state: str | int | None) -> str | None:
 # --- command line ------------------------------------------------------------------------
 
 
+def parse_command(text: str) -> str | None:
+    """What a performer typed: a state's name or number (its name is returned), or
+    ``cycle`` (None). Anything else raises NeuropaintError listing the valid names and
+    numbers. ``live.render`` checks its terminal's lines with it before passing them on."""
+    text = text.strip()
+    return None if text.casefold() == "cycle" else _parse_state(text)
+
+
+def describe_command(state: str | None) -> str:
+    """The echo of an accepted command."""
+    return ("cycling through the states again" if state is None else
+            f"holding {state} (type 'cycle' to cycle again)")
+
+
 def _keyboard(sim: Simulator, stop: threading.Event) -> None:
-    """Read state switches from a terminal: a name, a number, or 'cycle'."""
+    """Read state switches from stdin (a terminal, or a parent's pipe): a name, a number,
+    or 'cycle'; echo each, refuse what is not one (on stderr: stdout is the start line's)."""
     for line in sys.stdin:
         if stop.is_set():
             return
-        text = line.strip()
-        if not text:
+        if not line.strip():
             continue
         try:
-            sim.set_state(None if text.casefold() == "cycle" else text)
+            state = parse_command(line)
+            sim.set_state(state)
         except NeuropaintError as exc:
             print(f"live.simulate: {exc}", file=sys.stderr, flush=True)
+        else:
+            print(f"live.simulate: {describe_command(state)}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -587,6 +607,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="synthetic: no NAME-states marker stream")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic EEG (0)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--stdin", action="store_true",
+                        help="read state switches from stdin even when it is not a terminal "
+                        "(a parent process writes them; live.render does)")
     parser.add_argument("--log-level", default="INFO", help="INFO, WARNING, ... (INFO)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also liblsl's and MNE's own messages (quiet by default)")
@@ -614,7 +637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim = Simulator(config).start()
         try:
             print(sim.describe(), flush=True)
-            if config.file is None and sys.stdin is not None and sys.stdin.isatty():
+            if config.file is None and sys.stdin is not None and (args.stdin
+                                                                  or sys.stdin.isatty()):
                 threading.Thread(target=_keyboard, args=(sim, stop), daemon=True,
                                  name="simulate-keyboard").start()
             while not stop.is_set() and not sim.finished.is_set():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +113,8 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
          "give --profile or --encoder, not both"),
         (["--encoder", str(enc), "--generator", str(gen), "--hold", "1", "--no-serve"],
          "--hold plays a profile's states"),
+        (["--encoder", str(enc), "--generator", str(gen), "--frames-every", "2", "--no-serve"],
+         "--frames-every and --frames-max need --frames FOLDER"),
     ]
     for args, message in cases:
         proc = subprocess.run([sys.executable, "-m", "live.render", *args],
@@ -133,3 +137,43 @@ def test_the_demo_runs_with_the_bundled_model_and_a_simulated_headset():
     assert "256 px" in out and "stopped:" in out
     status = [line for line in out.splitlines() if "fps, age p50" in line]
     assert status and "signal ok" in status[-1], out
+
+
+def test_typed_states_frames_every_and_the_whole_session_at_the_end(tiny_model, tmp_path):
+    """One run as a performer sees it (a real pseudo-terminal): a typed state is echoed and
+    shows in the status line, a typo is refused with the list; every third frame is written,
+    four at most; the last lines give the whole session, then the last window; stderr holds
+    only our own log format."""
+    controller, terminal = pty.openpty()
+    frames = tmp_path / "frames"
+    try:
+        proc = _start([*_model_args(tiny_model), "--no-serve", "--duration", "8",
+                       "--frames", str(frames), "--frames-every", "3", "--frames-max", "4"],
+                      stdin=terminal)
+        _wait_for(proc, "live.render: painting")
+        for typed in ("2", "asleep"):
+            os.write(controller, f"{typed}\n".encode())
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, err
+    assert "live.render: simulator holding eyes_closed (type 'cycle' to cycle again)" in out
+    assert ("live.render: unknown state 'asleep'; type one of 1 neutral, 2 eyes_closed, "
+            "3 focused, 4 drowsy, or 'cycle'.") in out
+    status = [line for line in out.splitlines() if "fps, age p50" in line]
+    assert any(line.endswith("simulated eyes_closed") for line in status), status
+    # The whole session first, then the last window, both at the end.
+    session, window = out.strip().splitlines()[-2:]
+    found = re.fullmatch(r"live.render: stopped: session (\d+) frames in ([\d.]+) s, mean "
+                         r"([\d.]+) fps, age p50 \d+ ms p95 \d+ ms, dropped \d+", session)
+    assert found, session
+    n, seconds, fps = int(found[1]), float(found[2]), float(found[3])
+    assert 6.0 < seconds < 8.5 and abs(fps - (n - 1) / seconds) < 0.1
+    assert window.startswith("live.render: last window: ") and f"frame {n}," in window
+    assert sorted(p.name for p in frames.iterdir()) == [
+        f"frame_{i:06d}.jpg" for i in (0, 3, 6, 9)]
+    # One log format: no liblsl banner, no MNE chatter, no two-line Python warnings.
+    assert "api_config.cpp" not in err and "py.warnings" not in err
+    assert all(re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) ", line) for line in err.splitlines()), err
+

@@ -212,6 +212,8 @@ def test_cli_takes_state_switches_from_the_keyboard():
         os.close(controller)
         os.close(terminal)
     assert received == ["eyes_closed", "drowsy"]
+    assert "live.simulate: holding eyes_closed (type 'cycle' to cycle again)" in err  # echoed
+    assert "live.simulate: holding drowsy" in err
     assert "unknown state 'asleep'; type one of 1 neutral" in err
     assert proc.returncode == 0 and "Traceback" not in err
 
