@@ -445,6 +445,16 @@ def implausible_scale(amplitude: float) -> float | None:
     return 10.0 ** (-3 * round(np.log10(amplitude / _TYPICAL_STD) / 3))
 
 
+def unit_mixup_factor(amplitude: float) -> float | None:
+    """The factor that corrects a V/mV/µV mix-up behind this median channel std (volts);
+    None when the amplitude is plausible EEG, or off by something no unit mix-up explains
+    (a flat signal's rounding noise, a broken gain)."""
+    factor = implausible_scale(amplitude)
+    if factor is None or round(np.log10(factor)) not in _UNIT_MIXUPS:
+        return None
+    return factor
+
+
 def describe_scale(factor: float) -> str:
     """What a rescaling factor means, in words ('microvolts stored as volts')."""
     exponent = round(np.log10(factor))

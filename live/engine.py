@@ -26,6 +26,10 @@ Signal states shown to the performer: ``waiting`` (no sample yet), ``calibrating
 ``calibration`` seconds set the session baseline; the painting rests at ``w_avg``), ``ok``,
 ``artifact`` (the newest row saw non-finite samples or a gap: the last good latent is held),
 ``stalled`` (no sample for over a second: the last image is held until the stream returns).
+When the signal is ``calibrating``, or ``artifact`` for more than ``REASON_AFTER_S``, the
+status carries a ``reason`` in words, from running counts of feature rows by what spoiled
+them (e.g. "calibrating: 0 clean rows in 40 s — every row over 500 µV; is the stream in µV
+labelled as V?"): a few dictionary look-ups per frame.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from pylsl import local_clock
 
-from conditioning.follow import LatentFollower
+from conditioning.follow import MIN_CALIBRATION_ROWS, LatentFollower
 from conditioning.motion import MotionConfig
 from conditioning.player import PlayerConfig
 from conditioning.render import check_encoder
@@ -58,6 +62,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Engine", "EngineConfig", "EngineStats", "Frame", "Sink", "band_meters", "live_spec"]
 
 STAT_FRAMES = 600  # Frames kept for the age percentiles.
+REASON_AFTER_S = 2.0  # An artifact held this long gets a reason in the status.
 AGE_BINS = 10_000  # 1 ms bins of the whole session's ages (10 s; older ages share the last).
 
 
@@ -108,6 +113,7 @@ class Frame:
     render_ms: float = 0.0
     artifact: str | None = None  # blink | amplitude | flat | gap | nan, when signal is artifact
     instrument: dict | None = None  # a profile's posteriors, committed state and controls
+    reason: str | None = None  # why the signal is calibrating (or artifact for long), in words
 
     @property
     def age(self) -> float:
@@ -270,6 +276,9 @@ class Engine:
         self.artifacts = OnlineArtifacts(self.config.artifacts, self.processor.ch_names,
                                          self.window_s)
         self.artifact_kind: str | None = None  # what spoils the newest row
+        self.row_kinds: dict[str, int] = {}  # feature rows spoiled, by artifact kind (reason)
+        self._artifact_since: float | None = None  # when the signal turned artifact
+        self._artifact_counts: tuple[int, dict[str, int]] = (0, {})  # rows, kinds then
         self.first_sample: float | None = None  # local clock of the first sample
         self.last_frame: Frame | None = None
         self._last_step: float | None = None
@@ -294,6 +303,9 @@ class Engine:
             if not clean.all():
                 rows = FeatureFrame(rows.values, rows.names, rows.times, clean)
             self.artifact_kind = kinds[-1]
+            for kind in kinds:
+                if kind is not None:
+                    self.row_kinds[kind] = self.row_kinds.get(kind, 0) + 1
             self.follower.push(rows)
 
     # ------------------------------------------------------------------ pixels
@@ -342,7 +354,7 @@ class Engine:
                           calibrating=state.calibrating,
                           bands=band_meters(state.row, self.encoder.feature_names, self.bands),
                           artifact=self.artifact_kind if signal == "artifact" else None,
-                          instrument=state.instrument)
+                          instrument=state.instrument, reason=self._reason(signal, t, start))
         frame.render_ms = (frame.time - start) * 1000.0
         self.stats.add(frame, keep_all=self.keep_ages)
         self.last_frame = frame
@@ -364,7 +376,59 @@ class Engine:
                         "render_ms": round(frame.render_ms, 1)})
             if frame.instrument is not None:
                 out["instrument"] = frame.instrument
+            if frame.reason is not None:
+                out["reason"] = frame.reason
         return out
+
+    # ------------------------------------------------------------------ the reason
+    def _reason(self, signal: str, t: float, now: float) -> str | None:
+        """Why the signal is calibrating, or has been artifact for long; None otherwise."""
+        follower = self.follower
+        if signal != "artifact":
+            self._artifact_since = None
+        if signal == "artifact":
+            if self._artifact_since is None:
+                self._artifact_since = now
+                self._artifact_counts = (follower.rows_seen, dict(self.row_kinds))
+            held = now - self._artifact_since
+            if held < REASON_AFTER_S:
+                return None
+            rows0, kinds0 = self._artifact_counts
+            kinds = {k: n - kinds0.get(k, 0) for k, n in self.row_kinds.items()}
+            return f"artifact for {held:.0f} s: {self._spoiled(kinds, follower.rows_seen - rows0)}"
+        if signal != "calibrating":
+            return None
+        clean = follower.clean_rows_seen
+        text = f"calibrating: {clean} clean row{'' if clean == 1 else 's'} in {t:.0f} s"
+        if follower.rows_seen == 0:
+            return text + f" (the first row comes after a {self.window_s:g} s window)"
+        if t < follower.calibration_s and clean >= follower.rows_seen // 2:
+            return text + f" (baseline at {follower.calibration_s:g} s)"
+        if clean >= MIN_CALIBRATION_ROWS:
+            return text
+        return text + " — " + self._spoiled(self.row_kinds, follower.rows_seen)
+
+    def _spoiled(self, kinds: dict[str, int], rows: int) -> str:
+        """What spoiled most of ``rows`` feature rows, from rows per kind, with a hint."""
+        if rows <= 0 or not any(n > 0 for n in kinds.values()):
+            return "no rows spoiled by artifacts"
+        kind, n = max(kinds.items(), key=lambda item: item[1])
+        share = min(1.0, n / rows)
+        who = "every row" if share >= 0.95 else f"{100 * share:.0f}% of rows"
+        cfg = self.config.artifacts
+        what = {
+            "amplitude": f"over {cfg.amplitude_uv or 0:g} µV",
+            "blink": "with blinks on the frontal channels",
+            "flat": f"flat (under {cfg.flat_uv or 0:g} µV peak to peak)",
+            "gap": "in gaps of the stream",
+            "nan": "with non-finite samples",
+        }.get(kind, kind)
+        text = f"{who} {what}"
+        if share >= 0.95 and kind == "amplitude":
+            text += "; is the stream in µV labelled as V?"
+        elif share >= 0.95 and kind == "flat":
+            text += "; are the electrodes on (or the stream in V labelled as µV)?"
+        return text
 
     # ------------------------------------------------------------------ the loop
     def stop(self) -> None:

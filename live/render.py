@@ -251,7 +251,7 @@ def _status_line(engine: Engine, source, simulated: SimulatedState | None = None
     status = engine.status()
     age = status.get("age_ms") or {}
     ages = (f"age p50 {age['p50']:.0f} ms p95 {age['p95']:.0f} ms" if age else "age -")
-    signal_state = status.get("signal", "waiting")
+    signal_state = status.get("reason") or status.get("signal", "waiting")
     if getattr(source, "stalled", False):
         signal_state = f"stalled {source.stalled_for:.1f} s"
     line = (f"{status['fps']:.1f} fps, {ages}, dropped {status['dropped']}, "

@@ -33,7 +33,16 @@ After every stall the de-jitter is restarted: its line has a 90 s half-life, and
 resume after a gap would otherwise be stamped as if there had been none (measured: 0.3 s
 early, then 0.35 s in the future, after a 1.5 s pause). Samples are converted to volts from each channel's unit (µV/microvolts: 1e-6,
 millivolts: 1e-3, volts: 1; no or unknown unit: microvolts, LSL's convention for EEG, with a
-warning); integer formats are read in the stream's units too.
+warning); integer formats are read in the stream's units too. A unit the stream states wrongly
+is caught here, as :func:`eeg.io.read_raw` catches it in files: with ``units='auto'`` the
+first half second of EEG that is not flat is measured once, and an amplitude that cannot be
+EEG in the stated unit (microvolt numbers labelled volts: a median channel std of ~20 "V") is
+rescaled by the power of 1000 that makes it plausible, with one warning (:attr:`units_note`).
+The check is in the source, not in the online processor, so that every consumer (the engine,
+a session recording, ``live.calibrate``) gets the same volts, and none of them sees the wrong
+scale: :meth:`LSLSource.read` holds the first half second back until it is measured (a causal
+filter fed a million-fold amplitude for half a second rings for seconds). An explicit
+``units`` ('V', 'uV', 'mV') overrides the stream's stated unit for its EEG channels.
 
 When the outlet stops (a headset switched off, a simulator killed) the source keeps
 running: after ``stall_after`` seconds without a sample it logs one warning, ``stalled``
@@ -67,7 +76,15 @@ from pylsl.lib import lib as _liblsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
-from eeg.io import LSL_CHANNEL_TYPES, RecordingWarning, unique_names, volts_per_unit
+from eeg.io import (
+    LSL_CHANNEL_TYPES,
+    UNITS_CHOICES,
+    RecordingWarning,
+    describe_scale,
+    unique_names,
+    unit_mixup_factor,
+    volts_per_unit,
+)
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, check_positive
 
@@ -96,6 +113,8 @@ _FORMAT_DTYPES = {
     "int8": np.int8,
     "int64": np.int64,
 }
+_UNITS_CHECK_S = 0.5  # Seconds of non-flat EEG measured once for a unit mix-up.
+_FLAT_STD = 1e-12  # V; below this median channel std the signal is flat, not measurable.
 _WAIT = 0.05  # Seconds the reader waits for the first sample of a chunk (pull_sample).
 _PULL_SECONDS = 0.25  # Largest chunk taken from liblsl at once, in seconds of data.
 _ERROR_PAUSE = 0.2  # Seconds the reader rests after an unexpected error.
@@ -220,6 +239,7 @@ class LSLSource:
         timeout: float = 5.0,
         buffer_seconds: float = 30.0,
         stall_after: float = 1.0,
+        units: str = "auto",
     ):
         for value, what in ((name, "name"), (type, "type"), (source_id, "source_id")):
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -234,6 +254,14 @@ class LSLSource:
         self.timeout = check_positive(timeout, "timeout")
         self.buffer_seconds = check_positive(buffer_seconds, "buffer_seconds")
         self.stall_after = check_positive(stall_after, "stall_after")
+        if units not in UNITS_CHOICES:
+            raise NeuropaintError(f"'units' must be one of {', '.join(UNITS_CHOICES)}, "
+                                  f"got {units!r}.")
+        self.units = units
+        self.units_note: str | None = None  # The line saying how the amplitude was rescaled.
+        self._units_checked = False  # The unit check is done (or not wanted).
+        self._units_from = 0  # Ring position from which the unit check measures.
+        self._units_hold = False  # read() gives nothing until the first measurement.
         self.reconnects = 0
         self._meta: StreamMeta | None = None
         self._lock = threading.Lock()
@@ -288,6 +316,22 @@ class LSLSource:
         _warn_metadata(meta)
         self._meta = meta
         self._scale = _volts_per_unit(meta.units)
+        eeg = _eeg_rows(meta)
+        if self.units == "auto":
+            self._units_checked = self._units_hold = False
+            self._units_from = 0
+            if eeg:
+                self._units_hold = True
+            else:
+                self._units_checked = True
+        else:
+            self._units_checked = True
+            given = volts_per_unit(self.units)
+            if not np.allclose(self._scale[eeg], given):
+                self.units_note = (f"stream {meta.name!r}: units {self.units} given, the stream "
+                                   f"says {', '.join(sorted({meta.units[i] or 'none' for i in eeg}))}")
+                logger.warning(self.units_note)
+            self._scale[eeg] = given
         capacity = max(1, math.ceil(self.buffer_seconds * sfreq))
         self._data = np.zeros((meta.n_channels, capacity))
         self._times = np.zeros(capacity)
@@ -364,6 +408,8 @@ class LSLSource:
         """
         _ = self.meta  # A clear error before open().
         with self._lock:
+            if self._units_hold:  # The first half second is being measured for its unit.
+                return self._copy(0, 0)
             end = self._n_written
             start = max(self._n_read, end - len(self._times))
             self._dropped += start - self._n_read
@@ -494,10 +540,45 @@ class LSLSource:
             self._newest = float(times[-1])
             silent = now - self._last_arrival
             self._last_arrival = now
+        if not self._units_checked:
+            self._check_units()
         if silent > self.stall_after:
             self.reconnects += 1
             logger.warning("stream %r is back after %.2f s without samples (recovery %d)",
                            self.meta.name, silent, self.reconnects)
+
+    def _check_units(self) -> None:
+        """Once, on the first half second of EEG that is not flat: rescale a unit mix-up."""
+        meta = self.meta
+        eeg = _eeg_rows(meta)
+        n = max(2, math.ceil(_UNITS_CHECK_S * meta.sfreq))
+        with self._lock:
+            end = self._n_written
+            if end - self._units_from < n:
+                return
+            data, _ = self._copy(end - min(n, len(self._times)), end)
+        with np.errstate(invalid="ignore"):
+            stds = np.nanstd(data[eeg], axis=1)  # [n_eeg]
+        stds = stds[np.isfinite(stds)]
+        amplitude = float(np.median(stds)) if stds.size else 0.0
+        if amplitude < _FLAT_STD:  # Electrodes not on yet: measure the next half second.
+            self._units_from = end
+            with self._lock:
+                self._units_hold = False
+            return
+        self._units_checked = True
+        factor = unit_mixup_factor(amplitude)
+        with self._lock:  # Samples not read yet are rescaled too.
+            self._units_hold = False
+            if factor is None:
+                return
+            self._data[eeg] *= factor
+            self._scale[eeg] *= factor
+        self.units_note = (
+            f"stream {meta.name!r}: EEG amplitude looks like {describe_scale(factor)} (median "
+            f"channel std {amplitude:.3g} V over {_UNITS_CHECK_S:g} s; EEG is about 1e-06 to "
+            f"1e-03 V): scaled by {factor:g} (LSLSource units='auto')")
+        logger.warning(self.units_note)
 
     def _begin_stall(self) -> None:
         """Warn once per stall, and reset the de-jitter."""
@@ -639,6 +720,10 @@ def _parse_meta(info: pylsl.StreamInfo) -> StreamMeta:
         generic_labels=generic,
         hostname=info.hostname(),
     )
+
+
+def _eeg_rows(meta: StreamMeta) -> list[int]:
+    return [i for i, kind in enumerate(meta.ch_types) if kind == "eeg"]
 
 
 def _volts_per_unit(units: Sequence[str]) -> np.ndarray:

@@ -169,6 +169,9 @@
     if (signal === "artifact" && typeof status.artifact === "string") {
       text += ` (${status.artifact})`;
     }
+    if (typeof status.reason === "string" && status.reason) {
+      text = status.reason;  // why it calibrates (or has been artifact) so long, in words
+    }
     const since = num(viewer.since_ms);
     if (since !== null && since > STALE_MS) {
       signal = "stalled";
