@@ -109,11 +109,29 @@ def quiet_libraries(verbose: bool = False) -> None:
         return  # liblsl's default; a CLI without LSL has not loaded it
     import pylsl
 
+    content = quiet_lsl_config()
+    if content is None:
+        return
+    try:
+        pylsl.set_config_content(content)
+    except (AttributeError, NotImplementedError):  # liblsl < 1.17.7: it stays chatty
+        pass
+
+
+def quiet_lsl_config() -> str | None:
+    """liblsl's configuration as it would load it, with ``[log] level = -2`` (errors only).
+
+    None when that file cannot be read as an INI file here: it is then left to liblsl
+    untouched (a chatty liblsl beats one that forgets the user's network settings).
+    """
     config = configparser.ConfigParser(interpolation=None, strict=False)
     config.optionxform = str  # liblsl's keys are case-sensitive
     for candidate in [os.environ.get("LSLAPICFG"), *_LSL_CONFIG_FILES]:
         if candidate and Path(candidate).expanduser().is_file():
-            config.read(Path(candidate).expanduser())
+            try:
+                config.read(Path(candidate).expanduser())
+            except (configparser.Error, OSError, UnicodeDecodeError):
+                return None
             break
     if not config.has_section("log"):
         config.add_section("log")
@@ -122,10 +140,7 @@ def quiet_libraries(verbose: bool = False) -> None:
     for section in config.sections():
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {value}" for key, value in config.items(section))
-    try:
-        pylsl.set_config_content("\n".join(lines) + "\n")
-    except (AttributeError, NotImplementedError):  # liblsl < 1.17.7: it stays chatty
-        pass
+    return "\n".join(lines) + "\n"
 
 
 def setup_logging(verbosity: int | str = "INFO", *, verbose: bool = False) -> None:

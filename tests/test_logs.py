@@ -11,7 +11,7 @@ import warnings
 import mne
 import numpy as np
 
-from neuropaint.logs import setup_logging
+from neuropaint.logs import quiet_lsl_config, setup_logging
 
 
 def test_warnings_and_long_lists_are_one_line_each(capsys):
@@ -58,3 +58,14 @@ def test_simulator_log_has_no_liblsl_or_mne_chatter_unless_verbose(tmp_path):
     assert "api_config.cpp" in loud  # liblsl's own start-up lines, in its own format
     assert "Opening raw data file" in loud  # MNE, now in ours
     assert any(" INFO    mne: Opening raw data file" in line for line in loud.splitlines())
+
+
+def test_quiet_liblsl_keeps_the_lslapicfg_file(tmp_path, monkeypatch):
+    """The tests' loopback-only file (and any user's) survives; only the log level is added."""
+    config = quiet_lsl_config()  # tests/conftest.py points LSLAPICFG at tests/lsl/lsl_api.cfg
+    assert "[multicast]\nResolveScope = machine\n" in config
+    assert "KnownPeers = {127.0.0.1}" in config and "[log]\nlevel = -2\n" in config
+    odd = tmp_path / "odd.cfg"
+    odd.write_text("no section header = here\n")
+    monkeypatch.setenv("LSLAPICFG", str(odd))
+    assert quiet_lsl_config() is None  # unreadable here: left to liblsl as it is
