@@ -164,3 +164,21 @@ def test_event_codes_label_a_real_gdf_and_absent_codes_are_listed(generator_path
     with pytest.raises(NeuropaintError, match="--events needs --event-window"):
         calibrate_main([str(path), "--generator", str(generator_path), "--out",
                         str(tmp_path / "p"), "--events", "769=left_hand,770=right_hand"])
+
+
+def test_an_artwork_becomes_a_state_target_through_projection(generator_path, generator,
+                                                              tmp_path):
+    from PIL import Image
+
+    from conditioning.render import synthesize
+    from conditioning.targets import seed_target
+
+    art = synthesize(generator, seed_target(generator, 5)[None])[0]  # a painting it can paint
+    path = tmp_path / "artwork.png"
+    Image.fromarray(art).resize((64, 64), Image.Resampling.LANCZOS).save(path)
+    profile, report = calibrate([recording(6)], generator_path, None, states=STATES,
+                                targets={"focused": str(path)}, permutations=0)
+    assert report.targets["focused"] == str(path) and report.targets["drowsy"] == "auto"
+    painted = synthesize(generator, profile.targets.numpy()[1:2])[0].astype(float)
+    mse = np.mean((painted - art.astype(float)) ** 2)
+    assert 10 * np.log10(255.0**2 / mse) > 25.0  # the target paints the artwork back
