@@ -437,7 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                     viewer.set_targets(encoder.states,
                                        list(synthesize(G, encoder.targets.numpy(), size=96)))
-                sinks.append(ViewerSink(viewer))
+                extra = None
+                if simulated is not None and simulated.found:
+                    def extra() -> dict:  # the viewer shows 'state' beside the signal
+                        state = simulated.poll()
+                        return {"simulated_state": state,
+                                "state": f"simulated {state}" if state else ""}
+                sinks.append(ViewerSink(viewer, extra))
                 print(f"live.render: viewer at {url}", flush=True)
             engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler)
             if stop.is_set():

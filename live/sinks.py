@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -25,12 +26,19 @@ FRAME_FORMATS = ("jpg", "png")
 
 
 class ViewerSink:
-    """Hands each frame and the engine's status to a :class:`live.viewer.Viewer`."""
+    """Hands each frame and the engine's status to a :class:`live.viewer.Viewer`.
 
-    def __init__(self, viewer):
+    ``extra()``, when given, adds to each status what the engine does not know (live.render:
+    ``simulated_state``, the state a simulated headset streams).
+    """
+
+    def __init__(self, viewer, extra: Callable[[], dict] | None = None):
         self.viewer = viewer
+        self.extra = extra
 
     def write(self, frame: Frame, status: dict) -> None:
+        if self.extra is not None:
+            status = {**status, **self.extra()}
         self.viewer.publish(frame.image, status)
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -147,17 +149,23 @@ def test_typed_states_frames_every_and_the_whole_session_at_the_end(tiny_model, 
     controller, terminal = pty.openpty()
     frames = tmp_path / "frames"
     try:
-        proc = _start([*_model_args(tiny_model), "--no-serve", "--duration", "8",
+        proc = _start([*_model_args(tiny_model), "--serve", "127.0.0.1:0", "--duration", "8",
                        "--frames", str(frames), "--frames-every", "3", "--frames-max", "4"],
                       stdin=terminal)
-        _wait_for(proc, "live.render: painting")
+        lines = _wait_for(proc, "live.render: painting")
+        url = next(line.split()[-1] for line in lines if "viewer at " in line)
         for typed in ("2", "asleep"):
             os.write(controller, f"{typed}\n".encode())
-        out, err = proc.communicate(timeout=60)
+        lines += _wait_for(proc, "simulated eyes_closed")
+        with urllib.request.urlopen(url.rstrip("/") + "/status.json", timeout=5) as response:
+            shown = json.loads(response.read())["status"]
+        rest, err = proc.communicate(timeout=60)
+        out = "".join(lines) + rest
     finally:
         os.close(controller)
         os.close(terminal)
     assert proc.returncode == 0, err
+    assert shown["state"] == "simulated eyes_closed"  # the viewer shows it beside the signal
     assert "live.render: simulator holding eyes_closed (type 'cycle' to cycle again)" in out
     assert ("live.render: unknown state 'asleep'; type one of 1 neutral, 2 eyes_closed, "
             "3 focused, 4 drowsy, or 'cycle'.") in out

@@ -42,3 +42,23 @@ def test_every_frame_by_default(tmp_path):
 def test_bad_every_or_max_is_one_line(tmp_path, kw, message):
     with pytest.raises(NeuropaintError, match=message):
         FrameFolder(tmp_path / "f", **kw)
+
+
+def test_viewer_sink_adds_what_the_engine_does_not_know(tmp_path):
+    """A real viewer on loopback: its /status.json carries the extra keys."""
+    import json
+    import urllib.request
+
+    from live.sinks import ViewerSink
+    from live.viewer import Viewer
+
+    viewer = Viewer("127.0.0.1", 0, title="t")
+    url = viewer.start()
+    sink = ViewerSink(viewer, lambda: {"simulated_state": "eyes_closed"})
+    try:
+        sink.write(_frame(0), {"fps": 1.0, "signal": "ok"})
+        with urllib.request.urlopen(url.rstrip("/") + "/status.json", timeout=5) as response:
+            status = json.loads(response.read())["status"]
+    finally:
+        sink.close()
+    assert status["simulated_state"] == "eyes_closed" and status["signal"] == "ok"
