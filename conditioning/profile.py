@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -253,9 +252,13 @@ class PerformerProfile(nn.Module):
         return folder
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, generator_path: str | Path | None = None,
-                        device: str | torch.device = "cpu") -> PerformerProfile:
-        """Load a profile folder (no code is executed); optionally check its generator."""
+    def from_pretrained(cls, directory: str | Path, *, generator_path: str | Path | None = None
+                        ) -> PerformerProfile:
+        """Load a profile folder (no code is executed); optionally check its generator.
+
+        A profile stays on the CPU whatever the generator's device: its arithmetic costs
+        microseconds per row, and its targets go to the generator as numpy arrays.
+        """
         folder = Path(directory)
         if not folder.exists():
             raise FileNotFoundError(f"no such profile: {folder}")
@@ -274,7 +277,6 @@ class PerformerProfile(nn.Module):
         profile.calibration = dict(config.get("calibration") or {})
         if generator_path is not None:
             profile.check_generator(generator_path)
-        del device  # a profile's arithmetic runs on the CPU: it costs microseconds per row
         return profile.eval()
 
     def extra_repr(self) -> str:
@@ -293,14 +295,3 @@ def read_profile_config(directory: str | Path) -> dict:
     """A profile folder's config.json, checked for kind and version."""
     return read_manifest(directory, CONFIG_NAME, kind=KIND, format_version=FORMAT_VERSION,
                          what="a performer profile", verb="save")
-
-
-def is_profile(directory: str | Path) -> bool:
-    """True when ``directory`` holds a performer profile (not an encoder)."""
-    return _folder_kind(Path(directory)) == KIND
-
-
-def warn_unused(names: Sequence[str]) -> None:
-    if names:
-        warnings.warn(f"controls {', '.join(names)} need features this spec does not compute; "
-                      f"they are left out.", UserWarning, stacklevel=3)
