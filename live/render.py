@@ -333,14 +333,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --frames: keep one frame in N (files keep the frame's "
                           "number: frame_000000, frame_00000N, ...)")
     out.add_argument("--frames-max", type=int, metavar="M",
-                     help="with --frames: write at most M files (default: no limit)")
+                     help="with --frames: write at most M files (None: no limit)")
     out.add_argument("--record", help="record the session (EEG, frames, ws) into this folder")
     out.add_argument("--duration", type=float, help="stop after this many seconds")
     out.add_argument("--status-every", type=float, default=5.0,
                      help="seconds between status lines")
     out.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     out.add_argument("-v", "--verbose", action="store_true",
-                     help="also liblsl's and MNE's own messages (quiet by default)")
+                     help="also show liblsl's and MNE's own messages")
     return p
 
 
