@@ -344,8 +344,11 @@ def test_extension_points_train_resume_exactly_and_learn(paintings_store, tmp_pa
         Trainer(_config(paintings_store, plain, resume="auto"), extensions=[CodeBank()])
 
 
-def test_ctrl_c_writes_a_snapshot_that_resume_auto_continues(paintings_store, tmp_path):
-    """SIGINT to a real training process: snapshot before exit, then --resume auto from it."""
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_writes_a_snapshot_that_resume_auto_continues(paintings_store, tmp_path, signum):
+    """SIGINT (Ctrl-C) or SIGTERM to a real training process: a snapshot before it exits, and
+    --resume auto continues from it."""
     run = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "gan.train", "--data", str(paintings_store), "--out", str(run),
            "--preset", "tiny", "--kimg", "100", "--device", "cpu", "-q"]
@@ -359,7 +362,7 @@ def test_ctrl_c_writes_a_snapshot_that_resume_auto_continues(paintings_store, tm
             time.sleep(0.05)
         assert not (run / "snapshots").exists()  # nothing saved yet: Ctrl-C must save it
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
         seconds = time.monotonic() - sent
     finally:
@@ -373,7 +376,7 @@ def test_ctrl_c_writes_a_snapshot_that_resume_auto_continues(paintings_store, tm
     assert state["nimg"] >= 100
     assert f"interrupted at {state['nimg'] / 1000:.3f} kimg: snapshot {latest}" in out
     assert seconds < 30, f"{seconds:.1f} s from SIGINT to exit"
-    print(f"SIGINT to exit: {seconds:.2f} s; saved {latest.name}")  # shown with pytest -s
+    print(f"{signal.Signals(signum).name} to exit: {seconds:.2f} s; saved {latest.name}")
     # The last stats line is the snapshot's point; a resumed run continues from it.
     stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
     assert stats[-1]["kimg"] == state["nimg"] / 1000
