@@ -224,7 +224,12 @@ def _read_bdf(path: Path, *, stream: str | None, verbose: Any) -> mne.io.BaseRaw
 
 
 def _read_gdf(path: Path, *, stream: str | None, verbose: Any) -> mne.io.BaseRaw:
-    return mne.io.read_raw_gdf(path, preload=True, verbose=verbose)
+    with warnings.catch_warnings():
+        # MNE knows only the µV, mV and dimensionless codes and warns once per channel for the
+        # rest, volts (4256, as BioSig exports write) included, then reads them unscaled: right
+        # for volts, and read_raw's unit check catches any other scale.
+        warnings.filterwarnings("ignore", message="Unsupported physical dimension")
+        return mne.io.read_raw_gdf(path, preload=True, verbose=verbose)
 
 
 def _read_fif(path: Path, *, stream: str | None, verbose: Any) -> mne.io.BaseRaw:
@@ -493,7 +498,7 @@ def _check_units(raw: mne.io.BaseRaw, path: Path, *, correct: bool) -> float | N
         return amplitude
     seen = (f"{path.name}: EEG amplitude looks like {describe_scale(factor)} (median channel "
             f"std {amplitude:.3g} V; EEG is about 1e-06 to 1e-03 V)")
-    if not correct or round(np.log10(factor)) not in _UNIT_MIXUPS:
+    if not correct or unit_mixup_factor(amplitude) is None:
         # Not a unit mix-up we know (a flat recording's rounding noise, a broken gain): say
         # so, change nothing.
         warnings.warn(f"{seen}; rescale with raw.apply_function(lambda x: x * {factor:g}).",

@@ -815,6 +815,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how long to read (default 10)")
     parser.add_argument("--timeout", type=float, default=2.0,
                         help="seconds to look for streams (default 2)")
+    parser.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                        help="unit of the stream's EEG numbers: auto trusts its metadata unless "
+                        "the first half second cannot be EEG in that unit, then rescales and "
+                        "says so; V, uV or mV override it (default: auto)")
     args = parser.parse_args(argv)
     setup_logging("INFO")
     if args.name is None and args.type is None and args.source_id is None:
@@ -826,16 +830,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     seconds = check_positive(args.seconds, "seconds")
     with LSLSource(args.name, type=args.type, source_id=args.source_id,
-                   timeout=args.timeout) as source:
+                   timeout=args.timeout, units=args.units) as source:
         print(source.meta.describe(), flush=True)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             time.sleep(1.0)
             data, times = source.read()
             age = pylsl.local_clock() - times[-1] if len(times) else float("nan")
+            rms = float(np.sqrt(np.nanmean(data**2))) * 1e6 if data.size else float("nan")
             print(f"{data.shape[1]} samples, age {age * 1e3:.0f} ms, stalled "
                   f"{source.stalled_for:.1f} s, recoveries {source.reconnects}, dropped "
-                  f"{source.dropped_samples}", flush=True)
+                  f"{source.dropped_samples}, rms {rms:.3g} µV", flush=True)
     return 0
 
 
