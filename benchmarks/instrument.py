@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conditioning.calibrate import calibrate
-from conditioning.metrics import image_features, linear_probe, settled_mask
+from conditioning.metrics import fit_test_probe, image_features, linear_probe, settled_mask
 from conditioning.render import session_latents, synthesize
 from eeg.synthetic import make_raw
 from gan.checkpoint import load_generator
@@ -182,17 +182,12 @@ def _frame_labels(raw, times: np.ndarray, window: float, **label_options) -> lis
     return labels
 
 
-def _probe(train_x, train_y, test_x, test_y, states) -> float:
+def _probe(train_x, train_y, test_x, test_y) -> float:
     """Balanced accuracy of a shrinkage-LDA probe fitted on one part, tested on another."""
-    from conditioning.statemodel import SHRINKAGES, lda_train
+    from conditioning.statemodel import SHRINKAGES
 
-    y = np.array([states.index(s) for s in train_y])
-    yt = np.array([states.index(s) for s in test_y])
-    model = lda_train(train_x, y, len(states), [SHRINKAGES[3]], equal_priors=True)[0]
-    mean, std, coef, bias = model
-    predicted = np.argmax(((test_x - mean) / std) @ coef + bias, axis=1)
-    return float(np.mean([np.mean(predicted[yt == k] == k) for k in range(len(states))
-                          if np.any(yt == k)]))
+    return fit_test_probe(train_x, train_y, test_x, test_y, method="lda",
+                          strength=SHRINKAGES[3])["balanced_accuracy"]
 
 
 def real_case(name: str, args, G, gen_path) -> dict:
@@ -228,8 +223,8 @@ def real_case(name: str, args, G, gen_path) -> dict:
                        "images": image_features(frames).astype(np.float64),
                        "committed": [committed[i] for i in np.flatnonzero(keep)]}
     cal, perf = parts["calibration"], parts["performance"]
-    ceiling = _probe(cal["features"], cal["labels"], perf["features"], perf["labels"], states)
-    paintings = _probe(cal["images"], cal["labels"], perf["images"], perf["labels"], states)
+    ceiling = _probe(cal["features"], cal["labels"], perf["features"], perf["labels"])
+    paintings = _probe(cal["images"], cal["labels"], perf["images"], perf["labels"])
     y = np.array(perf["labels"])
     c = np.array(perf["committed"])
     committed = float(np.mean([np.mean(c[y == s] == s) for s in states if np.any(y == s)]))
@@ -243,7 +238,7 @@ def real_case(name: str, args, G, gen_path) -> dict:
         order = rng.permutation(sorted(block_label))
         mapped = {b: block_label[o] for b, o in zip(sorted(block_label), order, strict=True)}
         chance.append(_probe(cal["features"], [mapped[b] for b in blocks], perf["features"],
-                             perf["labels"], states))
+                             perf["labels"]))
     return {
         "case": f"real:{name}", "licence": rec.licence, "states": states,
         "calibration_blocks": case["split_blocks"], "split_s": round(split, 1),

@@ -69,7 +69,7 @@ from neuropaint.validate import NeuropaintError, check_int, check_option, check_
 logger = logging.getLogger(__name__)
 
 __all__ = ["GOALS", "PROBES", "coverage", "coverage_from_sets", "evaluate_encoder",
-           "image_features", "json_ready", "linear_probe", "random_sets", "responsiveness",
+           "fit_test_probe", "image_features", "json_ready", "label_blocks", "linear_probe", "random_sets", "responsiveness",
            "sliced_wasserstein_vectors", "smoothness", "summary_line"]
 
 GOALS = {
@@ -138,9 +138,76 @@ def _linear_predict(model, x: np.ndarray) -> np.ndarray:
 PROBES = {"ridge": (_ridge_train, RIDGE_ALPHAS), "lda": (_lda_train, LDA_SHRINKAGES)}
 
 
+def _recalls(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Recall of each class present in ``y`` (NaN for a class absent from it)."""
+    return np.array([np.mean(predicted[y == k] == k) if np.any(y == k) else np.nan
+                     for k in range(n_classes)])
+
+
+def fit_test_probe(train_features: np.ndarray, train_labels: Sequence,
+                   test_features: np.ndarray, test_labels: Sequence, *, method: str = "lda",
+                   strength: float | None = None, train_groups: Sequence | None = None) -> dict:
+    """A linear probe fitted on one set and tested on another (e.g. calibration vs
+    performance, one session vs the next).
+
+    ``strength`` (ridge alpha or LDA shrinkage) is chosen on ``train_groups`` by an inner
+    split when None and there are 2 or more groups, else the middle of the method's grid.
+
+    Returns
+    -------
+    dict
+        ``balanced_accuracy`` (mean recall over the test set's classes), ``accuracy``,
+        ``chance`` (the test set's majority share), ``per_class``, ``predictions`` (test
+        labels predicted, in order), ``classes``, ``strength``, ``method``.
+    """
+    train_models, grid = PROBES[check_option(method, "method", PROBES)]
+    x = np.asarray(train_features, dtype=np.float64)
+    xt = np.asarray(test_features, dtype=np.float64)
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if x.ndim != 2 or xt.ndim != 2 or x.shape[1] != xt.shape[1] or len(x) != len(
+            train_labels) or len(xt) != len(test_labels):
+        raise NeuropaintError(f"train [N, F] / test [M, F] features and their labels must "
+                              f"agree, got {x.shape}, {len(train_labels)}, {xt.shape}, "
+                              f"{len(test_labels)}.")
+    classes, y = np.unique(train_labels, return_inverse=True)
+    if len(classes) < 2:
+        raise NeuropaintError(f"a probe needs at least 2 states to train on, got "
+                              f"{list(classes)}.")
+    unknown = sorted(set(test_labels.tolist()) - set(classes.tolist()))
+    if unknown:
+        raise NeuropaintError(f"the test set has states the training set lacks: {unknown}.")
+    yt = np.searchsorted(classes, test_labels)
+    if strength is None:
+        groups = (np.zeros(len(x)) if train_groups is None else np.asarray(train_groups))
+        strength = _choose_strength(train_models, x, y, groups, len(classes), list(grid))
+    model = train_models(x, y, len(classes), [strength])[0]
+    predicted = _linear_predict(model, xt)
+    recalls = _recalls(yt, predicted, len(classes))
+    counts = np.bincount(yt, minlength=len(classes))
+    return {
+        "balanced_accuracy": float(np.nanmean(recalls)),
+        "accuracy": float(np.mean(predicted == yt)),
+        "chance": float(counts.max() / len(yt)),
+        "per_class": {str(c): float(r) for c, r in zip(classes, recalls, strict=True)
+                      if not np.isnan(r)},
+        "predictions": [str(classes[k]) for k in predicted],
+        "classes": [str(c) for c in classes],
+        "strength": float(strength),
+        "method": method,
+    }
+
+
+def label_blocks(labels: Sequence, groups: Sequence) -> np.ndarray:
+    """Block number of each sample: a run of one label within one group (recording)."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    change = np.ones(len(labels), dtype=bool)
+    change[1:] = (labels[1:] != labels[:-1]) | (groups[1:] != groups[:-1])
+    return np.cumsum(change) - 1
+
+
 def linear_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
                  method: str = "ridge", strengths: Sequence[float] | None = None,
-                 max_folds: int = 5) -> dict:
+                 max_folds: int = 5, permutations: int = 0, seed: int = 0) -> dict:
     """Cross-validated accuracy of a linear classifier, folds split by group (recording).
 
     ``method`` is ``'ridge'`` (regression onto +1/-1 class indicators, the fidelity figures'
@@ -164,12 +231,20 @@ def linear_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
     groups : sequence, length n_samples
         Recording of each sample.
 
+    permutations : int
+        With > 0, also the chance level of ``balanced_accuracy`` from that many
+        block-preserving label permutations (each run of one label within a recording keeps
+        one label; Ojala & Garriga 2010), with the regularisation fixed at the grid's middle.
+
     Returns
     -------
     dict
-        ``accuracy``, ``chance`` (the majority class share), ``n_samples``, ``classes``,
+        ``accuracy``, ``balanced_accuracy`` (the mean recall: unbalanced states do not
+        flatter it), ``chance`` (the majority class share), ``n_samples``, ``classes``,
         ``per_class`` (the share of each class's samples recognised, i.e. its recall),
-        ``method``, ``folds``, ``cv`` ('by_recording' or 'blocked'), ``per_fold``.
+        ``predictions`` (each sample's out-of-fold prediction), ``method``, ``folds``, ``cv``
+        ('by_recording' or 'blocked'), ``per_fold``; with ``permutations``,
+        ``permutation_chance`` (mean) and ``permutation_chance_p95``.
     """
     train_models, grid = PROBES[check_option(method, "method", PROBES)]
     strengths = list(grid if strengths is None else strengths)
@@ -203,7 +278,26 @@ def linear_probe(features: np.ndarray, labels: Sequence, groups: Sequence, *,
         per_fold.append(hits / int(test.sum()))
     counts = np.bincount(y, minlength=len(classes))
     hits_per_class = np.bincount(y[predicted == y], minlength=len(classes))
+    extra = {}
+    if permutations > 0:
+        blocks = label_blocks(y, groups)
+        block_label = np.array([y[blocks == b][0] for b in range(blocks.max() + 1)])
+        rng = np.random.default_rng(seed)
+        middle = [strengths[len(strengths) // 2]]
+        chance = []
+        for _ in range(permutations):
+            y_perm = rng.permutation(block_label)[blocks]
+            guess = np.empty_like(y_perm)
+            for test in _group_folds(groups, max_folds):
+                model = train_models(x[~test], y_perm[~test], len(classes), middle)[0]
+                guess[test] = _linear_predict(model, x[test])
+            chance.append(float(np.nanmean(_recalls(y_perm, guess, len(classes)))))
+        extra = {"permutation_chance": float(np.mean(chance)),
+                 "permutation_chance_p95": float(np.percentile(chance, 95))}
     return {
+        **extra,
+        "balanced_accuracy": float(np.nanmean(_recalls(y, predicted, len(classes)))),
+        "predictions": [str(classes[k]) for k in predicted],
         "accuracy": correct / len(x),
         "chance": float(counts.max() / len(x)),
         "n_samples": len(x),

@@ -254,7 +254,7 @@ def prepare_rows(store: EEGStore, cfg: EncoderTrainConfig) -> Rows:
     recording = np.asarray(store.recording)
     n_recordings = len(store.recordings)
     if n_recordings >= 2:
-        train_idx, val_idx = store.split(cfg.val_fraction, seed=cfg.seed)
+        train_idx, val_idx = stratified_split(store, cfg.val_fraction, seed=cfg.seed)
         train = np.zeros(n_total, dtype=bool)
         val = np.zeros(n_total, dtype=bool)
         train[train_idx] = True
@@ -681,6 +681,33 @@ def format_components(table: list[dict], strength: float) -> str:
 
 # -- figures -----------------------------------------------------------------------------------
 
+STRATIFY_TRIES = 64  # Splits by recording tried before the one that covers most states.
+
+
+def stratified_split(store, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation rows split **by recording**, the validation recordings chosen
+    among ``STRATIFY_TRIES`` seeded draws to hold as many of the training states as they can
+    (the first draw that holds them all wins), so the held-out figures measure every state
+    that can be measured. A held-out part that still lacks states is said in a warning."""
+    labels = np.asarray(store.label_names)[np.asarray(store.label_index)]
+    best = None
+    for k in range(STRATIFY_TRIES):
+        train_idx, val_idx = store.split(fraction, seed=seed + k)
+        wanted = set(labels[train_idx]) - {""}
+        covered = len(set(labels[val_idx]) & wanted)
+        if best is None or covered > best[0]:
+            best = (covered, train_idx, val_idx, wanted)
+        if covered == len(wanted):
+            break
+    covered, train_idx, val_idx, wanted = best
+    missing = sorted(wanted - set(labels[val_idx]))
+    if missing:
+        logger.warning("the held-out recordings lack the state(s) %s (no split by recording "
+                       "holds them all): held-out figures leave them out",
+                       ", ".join(missing))
+    return train_idx, val_idx
+
+
 @torch.no_grad()
 def held_out_figures(encoder: Encoder, rows: Rows, wstats: WStats | None = None
                      ) -> dict[str, Any]:
@@ -696,9 +723,17 @@ def held_out_figures(encoder: Encoder, rows: Rows, wstats: WStats | None = None
         keep = val & np.isin(rows.labels, states)
         dist = ((w[keep][:, None, :] - centroids[None]) ** 2).sum(-1)  # [n_val, n_states]
         predicted = np.asarray(states, dtype=object)[dist.argmin(axis=1)]
-        out["state_accuracy"] = float((predicted == rows.labels[keep]).mean())
-        out["chance"] = 1.0 / len(states)
+        truth = rows.labels[keep]
+        out["state_accuracy"] = float((predicted == truth).mean())
+        out["balanced_state_accuracy"] = float(np.mean([np.mean(predicted[truth == s] == s)
+                                                         for s in states]))
+        out["chance"] = float(max(np.mean(truth == s) for s in states))  # the majority share
         out["states"] = states
+    else:
+        held = sorted(set(rows.labels[val]) - {""})
+        out["state_accuracy_missing"] = (
+            f"the held-out rows hold {len(held)} state(s) ({', '.join(held) or 'none'}) that "
+            f"training also has; a state accuracy needs 2")
     if wstats is not None:
         val_idx = np.flatnonzero(rows.val)
         n = min(len(val_idx), 2048)
@@ -935,8 +970,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append("held-out fidelity: " + summary_line(result["fidelity"]))
     if "state_accuracy" in held:
         lines.append(f"held-out state accuracy in W (nearest centroid): "
-                     f"{held['state_accuracy']:.3f} (chance {held['chance']:.3f}, states "
-                     f"{', '.join(held['states'])})")
+                     f"{held['state_accuracy']:.3f}, balanced "
+                     f"{held['balanced_state_accuracy']:.3f} (chance: the majority share "
+                     f"{held['chance']:.3f}; states {', '.join(held['states'])})")
+    elif "state_accuracy_missing" in held:
+        lines.append(f"held-out state accuracy: not measured: {held['state_accuracy_missing']}")
     if result.get("output_map"):
         m = result["output_map"]
         spread = ", ".join(f"{g} {v:.2f}" for g, v in m["painted_to_w_variance"].items())
@@ -973,6 +1011,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="encoder folder to write")
     parser.add_argument("--steps", type=int, default=1500, help="align: optimisation steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--val-fraction", type=float, default=0.25,
+                        help="share of recordings held out for validation (at least one; "
+                             "chosen so the held-out ones hold as many states as they can)")
     parser.add_argument("--batch", type=int, default=256, help="align: rows per step")
     parser.add_argument("--lr", type=float, default=1e-3, help="align: learning rate")
     parser.add_argument("--swd-weight", type=float, default=1.0,
@@ -1030,7 +1071,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        aux_weight=args.aux_weight, tiles=args.tiles, run_dir=args.run_dir,
                        snapshot_kimg=args.snap, resume=args.resume,
                        fidelity=not args.no_fidelity, output_map=args.output_map,
-                       output_map_tau=args.output_map_tau)
+                       output_map_tau=args.output_map_tau, val_fraction=args.val_fraction)
     result = run(cfg, progress=not args.quiet)
     if cfg.mode == "pca":
         print(result["table"])

@@ -14,6 +14,7 @@ from conditioning.metrics import (
     GOALS,
     coverage_from_sets,
     evaluate_encoder,
+    fit_test_probe,
     image_features,
     json_ready,
     linear_probe,
@@ -265,3 +266,39 @@ def test_evaluate_encoder_reads_an_eeg_store(tiny, eeg_store):
                                   code_dim=2)
     with pytest.raises(NeuropaintError, match=r"built with a different FeatureSpec"):
         evaluate_encoder(other, G, eeg_store, n_random=8)
+
+
+def test_probe_fits_on_one_set_tests_another_and_reports_balanced_accuracy():
+    """A researcher's probe: fit on session A, test on session B, predictions returned; with
+    unbalanced states plain accuracy flatters, balanced accuracy does not."""
+    rng = np.random.default_rng(3)
+    centres = {"rest": np.zeros(6), "task": np.r_[1.5, np.zeros(5)]}
+
+    def rows(counts):
+        x = np.concatenate([centres[s] + rng.normal(0, 1, (n, 6)) for s, n in counts.items()])
+        return x, [s for s, n in counts.items() for _ in range(n)]
+
+    train_x, train_y = rows({"rest": 200, "task": 200})
+    test_x, test_y = rows({"rest": 360, "task": 40})  # 90 % one state
+    result = fit_test_probe(train_x, train_y, test_x, test_y, method="lda")
+    assert len(result["predictions"]) == 400 and set(result["predictions"]) <= {"rest", "task"}
+    assert result["chance"] == pytest.approx(0.9)
+    assert 0.65 < result["balanced_accuracy"] < 0.95
+    assert result["balanced_accuracy"] == pytest.approx(np.mean(list(
+        result["per_class"].values())))
+    with pytest.raises(NeuropaintError, match="states the training set lacks"):
+        fit_test_probe(train_x, train_y, test_x, ["other"] * 400)
+
+
+def test_probe_chance_from_block_permutations_sits_near_one_over_k():
+    rng = np.random.default_rng(4)
+    labels = [s for _ in range(6) for s in ("a", "b", "c") for _ in range(20)]  # 18 blocks
+    groups = [i // 60 for i in range(len(labels))]
+    x = rng.normal(size=(len(labels), 5))  # no information at all
+    result = linear_probe(x, labels, groups, method="lda", permutations=30)
+    assert len(result["predictions"]) == len(labels)
+    # Near 1/3; CV on pure noise often sits a little below (training and test shares of a
+    # permuted label are anti-correlated).
+    assert 0.1 < result["permutation_chance"] < 0.47
+    assert result["permutation_chance_p95"] >= result["permutation_chance"]
+    assert result["balanced_accuracy"] < 0.6

@@ -229,3 +229,24 @@ def test_live_normalization_follows_the_baseline_as_the_live_loop_does():
     perm = rng.permutation(len(times))
     np.testing.assert_allclose(live_normalized(feats[perm], times[perm], 10.0, 20.0, 0.1),
                                out[perm], rtol=1e-5, atol=1e-5)
+
+
+def test_held_out_recordings_are_chosen_to_hold_every_state(tmp_path):
+    """Three recordings, two with one state each: a split by recording that held out one of
+    those would measure nothing; the stratified split holds out the one with every state."""
+    from conditioning.train import stratified_split
+    from eeg.synthetic import make_raw
+
+    files = []
+    for i, states in enumerate([["eyes_closed"], ["focused"],
+                                ["eyes_closed", "focused", "drowsy"]]):
+        path = tmp_path / f"s{i}_raw.fif"
+        make_raw(18.0, n_channels=8, states=states, state_duration=6.0, seed=i).save(
+            path, verbose="error")
+        files.append(path)
+    build(files, tmp_path / "store")
+    store = EEGStore(tmp_path / "store")
+    labels = np.asarray(store.label_names)[np.asarray(store.label_index)]
+    for seed in range(4):
+        _, val = stratified_split(store, 0.34, seed=seed)
+        assert set(labels[val]) - {""} == {"eyes_closed", "focused", "drowsy"}
