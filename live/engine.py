@@ -406,10 +406,11 @@ class Engine:
             return text + f" (baseline at {follower.calibration_s:g} s)"
         if clean >= MIN_CALIBRATION_ROWS:
             return text
-        return text + " — " + self._spoiled(self.row_kinds, follower.rows_seen)
+        return text + " — " + self._spoiled(self.row_kinds, follower.rows_seen, hint=True)
 
-    def _spoiled(self, kinds: dict[str, int], rows: int) -> str:
-        """What spoiled most of ``rows`` feature rows, from rows per kind, with a hint."""
+    def _spoiled(self, kinds: dict[str, int], rows: int, *, hint: bool = False) -> str:
+        """What spoiled most of ``rows`` feature rows, from rows per kind; ``hint``: with a
+        guess at the cause when it is every row from the start (units, electrodes)."""
         if rows <= 0 or not any(n > 0 for n in kinds.values()):
             return "no rows spoiled by artifacts"
         kind, n = max(kinds.items(), key=lambda item: item[1])
@@ -424,9 +425,9 @@ class Engine:
             "nan": "with non-finite samples",
         }.get(kind, kind)
         text = f"{who} {what}"
-        if share >= 0.95 and kind == "amplitude":
+        if hint and share >= 0.95 and kind == "amplitude":
             text += "; is the stream in µV labelled as V?"
-        elif share >= 0.95 and kind == "flat":
+        elif hint and share >= 0.95 and kind == "flat":
             text += "; are the electrodes on (or the stream in V labelled as µV)?"
         return text
 

@@ -31,8 +31,10 @@ SFREQ = 256.0
 CHUNK = 16
 
 
-def _push_microvolts_labelled_volts(name: str, stop: threading.Event) -> None:
-    """16 channels of synthetic EEG in real time: microvolt numbers, every channel 'volts'."""
+def _push_microvolts_labelled_volts(name: str, stop: threading.Event, unit: str = "volts",
+                                    loud_after: float | None = None) -> None:
+    """16 channels of synthetic EEG in real time: microvolt numbers, every channel ``unit``;
+    from ``loud_after`` seconds on, 100 times louder (an amplitude artifact that stays)."""
     raw = make_raw(30.0, n_channels=16, seed=4, blinks=False)
     data = (raw.get_data() * 1e6).astype(np.float32)  # [16, n] microvolt numbers
     info = pylsl.StreamInfo(name, "EEG", 16, SFREQ, pylsl.cf_float32, name)
@@ -40,7 +42,7 @@ def _push_microvolts_labelled_volts(name: str, stop: threading.Event) -> None:
     for label in raw.ch_names:
         ch = chans.append_child("channel")
         ch.append_child_value("label", label)
-        ch.append_child_value("unit", "volts")
+        ch.append_child_value("unit", unit)
         ch.append_child_value("type", "EEG")
     outlet = pylsl.StreamOutlet(info, CHUNK)
     t0 = pylsl.local_clock()
@@ -50,7 +52,10 @@ def _push_microvolts_labelled_volts(name: str, stop: threading.Event) -> None:
             time.sleep(0.005)
             continue
         at = k % (data.shape[1] - CHUNK)
-        outlet.push_chunk(data[:, at:at + CHUNK].T.copy(), t0 + (k + CHUNK - 1) / SFREQ)
+        chunk = data[:, at:at + CHUNK].T.copy()
+        if loud_after is not None and k / SFREQ >= loud_after:
+            chunk *= 100.0
+        outlet.push_chunk(chunk, t0 + (k + CHUNK - 1) / SFREQ)
         k += CHUNK
     del outlet
 
@@ -101,6 +106,29 @@ def test_trusted_wrong_units_say_why_the_engine_calibrates(tiny_model, mislabell
     assert reason.startswith("calibrating: 0 clean rows in ")
     assert "every row over 500 µV; is the stream in µV labelled as V?" in reason
     assert f"signal {reason}, frame" in line
+
+
+def test_an_artifact_that_stays_says_what_it_is(tiny_model):
+    name = f"loud-{uuid.uuid4().hex[:10]}"
+    stop = threading.Event()
+    pusher = threading.Thread(target=_push_microvolts_labelled_volts, daemon=True,
+                              args=(name, stop, "microvolts", 3.0))
+    pusher.start()
+    try:
+        with LSLSource(name, timeout=5).open() as source:
+            engine = _engine(tiny_model, source)
+            frames = []
+            engine.run(7.0, on_frame=frames.append)
+            status = engine.status()
+    finally:
+        stop.set()
+        pusher.join(5)
+    signals = [f.signal for f in frames]
+    assert "ok" in signals and signals[-1] == "artifact"
+    reason = status["reason"]
+    assert reason.startswith("artifact for ") and reason.endswith(": every row over 500 µV")
+    held = float(reason.split()[2])
+    assert 2.0 <= held <= 4.5
 
 
 def test_bad_units_for_a_stream_are_one_line():
