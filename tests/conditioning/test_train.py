@@ -60,7 +60,8 @@ def test_align_lowers_its_loss_and_keeps_states_apart_on_held_out_recordings(ali
         assert history[-1][key] < 0.7 * history[0][key], key
     held = aligned["held_out"]
     # Nearest state centroid (from training recordings) on the held-out recording's w.
-    assert held["chance"] == 0.25 and held["state_accuracy"] >= 0.5
+    assert 0.25 <= held["chance"] < 0.3  # the majority share of the held-out rows
+    assert held["state_accuracy"] >= 0.5 and held["balanced_state_accuracy"] >= 0.5
     assert held["w_swd"] < 0.5  # encoded EEG lies among the generator's w (1.0 ~ a point mass)
     # The per-state means of encoded w differ clearly, relative to their spread in a state.
     _, val_rows = eeg_store.split(0.25, seed=0)
