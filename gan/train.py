@@ -492,6 +492,10 @@ class Trainer:
         self.interrupted: dict | None = None     # Where and how a requested stop ended.
         resumed = self.resume(cfg.resume) if cfg.resume else False
         if not resumed:
+            if not cfg.resume and (self.run_dir / "snapshots").is_dir() and self.dist.main:
+                logger.warning("%s already holds snapshots; this run starts fresh (add "
+                               "--resume auto to continue them instead) and its stats start "
+                               "again from kimg 0", self.run_dir)
             self.trim_stats(0)  # A fresh run in an old folder: its curve starts at 0.
         if cfg.init and not resumed:
             self.init_from(cfg.init)

@@ -431,3 +431,12 @@ def test_list_presets_prints_one_line_each(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list_presets()
     assert "16 px" in lines[0]
+
+
+def test_a_fresh_run_in_a_used_folder_says_so_and_restarts_the_curve(paintings_store, tmp_path,
+                                                                       caplog):
+    run = tmp_path / "run"
+    Trainer(_config(paintings_store, run, kimg=0.032)).train()
+    Trainer(_config(paintings_store, run, kimg=0.016))  # no --resume: a new run, same folder
+    assert "already holds snapshots; this run starts fresh (add --resume auto" in caplog.text
+    assert (run / "stats.jsonl").read_text() == ""
