@@ -21,7 +21,7 @@ from eeg.io import UnitsWarning, read_raw, units_note
 from eeg.preprocess import clean
 from eeg.synthetic import make_raw
 from neuropaint.logs import run_cli
-from tests.eeg.file_writers import write_gdf
+from tests.eeg.file_writers import XdfStream, write_gdf, write_xdf
 
 SECONDS = 20.0
 
@@ -108,3 +108,23 @@ def test_eeg_store_build_records_the_correction(uv_as_v, tmp_path):
     assert report["recordings_used"] == 1
     manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
     assert "scaled by 1e-06" in manifest["recordings"][0]["clean_report"]["units_note"]
+
+
+def test_an_xdf_stream_in_microvolts_labelled_volts(tmp_path, truth):
+    """XDF: the unit comes from the stream's channel descriptions; both ways of fixing it."""
+    data = truth.get_data()
+    stream = XdfStream(
+        name="Amp", type="EEG", channel_format="float32", nominal_srate=truth.info["sfreq"],
+        time_stamps=100.0 + np.arange(truth.n_times) / truth.info["sfreq"],
+        time_series=(data * 1e6).T, channel_labels=truth.ch_names,
+        channel_units=["volts"] * len(truth.ch_names), channel_types=["EEG"] * 8,
+    )
+    path = write_xdf(tmp_path / "session.xdf", [stream])
+
+    auto = _read(path)
+    given = _read(path, units="uV")
+
+    np.testing.assert_allclose(auto.get_data(), data, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(given.get_data(), data, rtol=1e-5, atol=1e-9)
+    assert "scaled by 1e-06" in units_note(auto)
+    assert units_note(given) == "session.xdf: units uV given, the file says V: scaled by 1e-06"
