@@ -259,7 +259,9 @@ def joint_train_config(cfg: EncoderTrainConfig) -> TrainConfig:
     tiles = cfg.tiles or trained.get("data")
     if not tiles or not Path(tiles).exists():
         raise NeuropaintError(f"--generator {folder} was trained on {tiles!r}, which is not "
-                              f"there: pass the real images to fine-tune on with --tiles STORE.")
+                              f"there: joint mode keeps training on real images; pass a tile "
+                              f"store with --tiles STORE (python -m datasets.art build, or "
+                              f"python -m datasets.procedural for the demo's kind).")
     run_dir = Path(cfg.run_dir) if cfg.run_dir else Path(str(cfg.out) + ".run")
     aug = trained.get("aug", "ada")
     return TrainConfig(

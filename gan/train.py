@@ -973,8 +973,19 @@ class Trainer:
         except NeuropaintError as exc:
             raise NeuropaintError(f"--init: {exc}") from None
         saved = set(read_config(folder)["networks"])
-        for name, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
-            self._load_weights(folder, name, net, "use --init")
+        if "G_ema" in saved and not {"G", "D"} <= saved:
+            # A generator-only snapshot (the bundled demo's, a gan.blend result): G starts as
+            # its G_ema; a missing D starts fresh and learns the images in the first ticks.
+            logger.warning("%s keeps %s only: G starts from G_ema%s", folder,
+                           ", ".join(sorted(saved)),
+                           "" if "D" in saved else " and D starts fresh (untrained)")
+            for net in (self.G, self.G_ema):
+                self._load_weights(folder, "G_ema", net, "use --init")
+            if "D" in saved:
+                self._load_weights(folder, "D", self.D, "use --init")
+        else:
+            for name, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+                self._load_weights(folder, name, net, "use --init")
         for critic in self.critics[1:]:
             if critic.name in saved:
                 self._load_weights(folder, critic.name, critic.D, "use --init")

@@ -164,3 +164,25 @@ def test_cli_runs_joint_and_refuses_bad_inputs(eeg_store_path, generator_path, t
             "--out", str(tmp_path / "z"), "--eeg-share", "0", "-q"]
     assert run_cli(main, argv) == 2
     assert "'eeg_share': Input should be greater than 0" in capsys.readouterr().err
+
+
+def test_joint_starts_from_a_generator_only_snapshot(eeg_store_path, generator_path, tmp_path,
+                                                     caplog):
+    """The bundled demo keeps G_ema only: joint mode starts G from it and a fresh D (said in
+    the log), and a missing tile store is one line naming --tiles."""
+    from gan.checkpoint import save_snapshot
+
+    config = read_config(generator_path)
+    keep = {k: v for k, v in config.items()
+            if k not in ("networks", "format_version", "kind", "neuropaint_version")}
+    g_only = tmp_path / "g_only"
+    save_snapshot(g_only, {"G_ema": load_generator(generator_path)}, keep)
+    with caplog.at_level("WARNING"):
+        result = run(_config(eeg_store_path, g_only, tmp_path / "enc", kimg=0.032,
+                             snapshot_kimg=0.032))
+    assert "G starts from G_ema and D starts fresh" in caplog.text
+    assert (result["paths"]["encoder"] / "generator" / "config.json").is_file()
+    keep["train_config"] = {**keep.get("train_config", {}), "data": str(tmp_path / "gone")}
+    save_snapshot(tmp_path / "moved", {"G_ema": load_generator(generator_path)}, keep)
+    with pytest.raises(NeuropaintError, match="pass a tile store with --tiles STORE"):
+        run(_config(eeg_store_path, tmp_path / "moved", tmp_path / "enc2"))
