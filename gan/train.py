@@ -727,7 +727,7 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=total / 1000, initial=c.nimg / 1000, unit="kimg",
-                       bar_format="{l_bar}{bar}| {n:.2f}/{total:.1f} kimg [{elapsed}<"
+                       bar_format="{l_bar}{bar}| {n:.2f}/{total:g} kimg [{elapsed}<"
                        "{remaining}] {postfix}")
         last_snapshot = None
         tick_losses: list[dict] = []
@@ -736,7 +736,7 @@ class Trainer:
                 stats = self.train_step()
                 tick_losses.append(stats)
                 if bar is not None:
-                    bar.update(self.preset.batch / 1000)
+                    bar.update(min(c.nimg, total) / 1000 - bar.n)  # the last batch may overshoot
                 timed_out = (cfg.max_minutes is not None
                              and time.monotonic() - started > cfg.max_minutes * 60)
                 interrupted, timed_out = self._should_stop(timed_out)
@@ -1201,7 +1201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "(Ctrl-C again to quit without one)")
         trainer.request_stop()
 
-    with stop_on_signals(on_stop):
+    # Log lines (snapshots, the interrupt) go above the progress bar instead of into it.
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with stop_on_signals(on_stop), logging_redirect_tqdm():
         snapshot = trainer.train(progress=not args.quiet)
     if trainer.dist.world > 1:
         torch.distributed.destroy_process_group()
