@@ -548,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generator, exactly as the live loop would (same online features, calibration, "
         "artifact gating and motion): frames or an animation, plus frames.csv with each "
         "frame's time, state annotation and features.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="[ENCODER] GENERATOR RECORDING",
                         help="the encoder folder (from python -m conditioning.train; left out "
@@ -562,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "769=left_hand,770=right_hand (with --event-window)")
     parser.add_argument("--event-window", help="span after each cue in seconds, e.g. 0.5,4.5")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--fps", type=float, default=15.0, help="frames per second (15)")
+    parser.add_argument("--fps", type=float, default=15.0, help="frames per second")
     parser.add_argument("--size", type=int, help="output side in px (default: the "
                         "generator's resolution); Lanczos resampling")
     parser.add_argument("--format", choices=FORMATS, default="gif",
@@ -572,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "encoder, 0 with a profile: 0 keeps the mapping's own baseline), or "
                         "'session': the whole recording's baseline")
     parser.add_argument("--tau", type=float, default=0.5, help="motion time constant in "
-                        "seconds (0.5)")
+                        "seconds")
     parser.add_argument("--drift", type=float, default=0.0, help="slow wander in W (0: off)")
     parser.add_argument("--adapt", type=float, metavar="MOMENTUM", help="running update of "
                         "the baseline after calibration, per feature row (e.g. 0.003, a ~30 s "

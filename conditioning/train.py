@@ -1001,6 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Example: python -m conditioning.train --eeg stores/eeg --generator runs/cpu64 "
         "--out encoders/cpu64-align; with --mode joint --kimg 20, render with "
         "python -m conditioning.render OUT OUT/generator session.fif --out painted/",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--eeg", required=True, help="EEG feature store (python -m "
                         "datasets.eeg build)")

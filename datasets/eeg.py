@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --events: the span each cue labels, seconds from the cue, "
                         "e.g. 0.5,4.5 (none: each cue's own duration)")
     p_info = sub.add_parser("info", help="print a store's summary")
-    p_info.add_argument("store")
+    p_info.add_argument("store", help="EEG feature store folder (python -m datasets.eeg build)")
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     if args.command == "info":

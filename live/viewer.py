@@ -696,9 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m live.viewer",
         description="Serve the web viewer with a moving test card, to set up a browser or a "
                     "projector before a model or a headset is there. Open the printed URL; "
-                    "key f: full screen, key h: hide the overlay.")
+                    "key f: full screen, key h: hide the overlay.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--serve", default=DEFAULT_ADDRESS, metavar="HOST:PORT",
-                        help=f"where to listen (default {DEFAULT_ADDRESS}: this machine only; "
+                        help="where to listen (the default is this machine only; "
                              "0.0.0.0:PORT shows the painting to the network; port 0: any "
                              "free port)")
     parser.add_argument("--size", type=int, default=256, help="test card size in pixels")
