@@ -13,6 +13,13 @@ a reason (bad files, too small, duplicates, curation lists) and cuts the rest in
   seeds' way for small collections: no cropping).
 - ``center-crop``: the largest centred square, resized.
 
+Transparency is composited onto ``--background`` (white by default). Near-blank tiles
+(at least ``--blank-fraction`` of the pixels within ``--blank-tolerance`` levels of the tile's
+median colour: the empty background around a portrait) are skipped unless ``--keep-blank``,
+and counted in ``report.json`` either way. The summary warns when random crops at the works'
+own resolution see less than a quarter of a work's shorter side (fragments), and suggests
+``--scale-range`` or ``--mode pad``.
+
 Crop positions come from a generator seeded by ``--seed`` and the file's path relative to
 ``SRC``, so a build is reproducible, independent of the number of worker processes, and
 adding one image does not move the crops of the others.
@@ -372,6 +379,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         "n_jobs": args.n_jobs,
         "tiles_per_shard": args.tiles_per_shard,
         "overwrite": args.overwrite,
+        "keep_blank": args.keep_blank,
+        "blank_tolerance": args.blank_tolerance,
+        "blank_fraction": args.blank_fraction,
     }
     with _progress_bars(not args.quiet) as bars:
         report = build(args.src, args.out, config, progress=bars)
@@ -396,6 +406,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
                   f"{dup['distance']}, {state})")
     if report["upscaled"]:
         print(f"upscaled (smaller than {args.size} px): {len(report['upscaled'])} images")
+    blank = counts["blank_tiles"]
+    if blank:
+        share = blank / (counts["tiles"] + counts["blank_skipped"])
+        state = "kept (--keep-blank)" if args.keep_blank else "skipped (--keep-blank keeps them)"
+        print(f"near-blank tiles: {blank} of {counts['tiles'] + counts['blank_skipped']} "
+              f"({share:.0%}) were almost one colour, {state}")
+    for line in report["warnings"]:
+        print(f"warning: {line}")
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0
 
@@ -440,6 +458,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
             f"{c.get('skipped')} skipped"
             + (f" ({', '.join(f'{n} {r}' for r, n in skipped.items())})" if skipped else "")
             + f", {c.get('duplicates_dropped')} duplicates dropped"
+            + (f", {c['blank_tiles']} near-blank tiles "
+               f"{'skipped' if c.get('blank_skipped') else 'kept'}"
+               if c.get("blank_tiles") else "")
         )
     if sheet is not None:
         lines.append(f"sheet      {sheet}")
@@ -485,6 +506,7 @@ def _parser() -> argparse.ArgumentParser:
         "  python -m datasets.art build art/ tiles256/ --size 256 --scale-range 1,4\n"
         "  python -m datasets.art build art/ sq512/ --mode pad --augment rot90,flip\n"
         "  python -m datasets.art build art/ t/ --remove rejects.txt --dedupe near\n"
+        "  python -m datasets.art build portraits/ p64/ --size 64 --mode pad --background black\n"
         "keep/remove lists: one path or glob per line, relative to SRC ('#' starts a comment);\n"
         "a name without '/' matches that file name in any folder.",
     )
@@ -506,8 +528,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--augment", type=_augment_list, metavar="LIST",
                    help="comma list of rot90 (x4), rot180 (x2), flip (x2), e.g. rot90,flip (x8)")
     b.add_argument("--background", default="white", metavar="COLOUR",
-                   help="under transparency and pad borders: name, #rrggbb or r,g,b "
-                   "(default white)")
+                   help="colour transparent areas are composited onto, and of pad borders: "
+                   "a name (white, black, ...), #rrggbb or r,g,b (default white)")
+    b.add_argument("--keep-blank", action="store_true",
+                   help="keep near-blank tiles (almost one colour, e.g. a transparent "
+                   "background); by default they are skipped, and counted either way")
+    b.add_argument("--blank-tolerance", type=int, default=8, metavar="LEVELS",
+                   help="a pixel matches the tile's median colour within this many levels "
+                   "(0-255) in each of R, G, B (default 8)")
+    b.add_argument("--blank-fraction", type=float, default=0.98, metavar="F",
+                   help="a tile is near-blank when this share of its pixels match its median "
+                   "colour (default 0.98)")
     b.add_argument("--keep", type=Path, metavar="FILE", help="use only the images listed")
     b.add_argument("--remove", type=Path, metavar="FILE", help="leave out the images listed")
     b.add_argument("--dedupe", choices=["none", "exact", "near"], default="exact",

@@ -10,6 +10,10 @@ and the modes). Two passes over the images, both in worker processes:
    1/2-1/8 scale when the crops are downsampled anyway), cut, and sent back; the main process
    adds the augmented copies and writes the store in source order.
 
+Near-blank tiles (almost one colour: the transparent or empty background around a portrait)
+are found per tile (:func:`near_blank`), counted in the report and, unless ``keep_blank``,
+not written. Random crops much smaller than the works are reported as a warning.
+
 Crop positions come from a generator seeded by the build seed and the file's path relative to
 ``src`` (:func:`image_rng`), and results are consumed in source order, so the store is the same
 for any number of workers, and adding an image does not move the crops of the others.
@@ -22,6 +26,7 @@ import contextlib
 import fnmatch
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -54,6 +59,10 @@ LANCZOS = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0  # PIL: box-reduce first, then Lanczos; >= 3 is indistinguishable from it.
 _LOOKED_AT = IMAGE_SUFFIXES + tuple(UNSUPPORTED_SUFFIXES)  # Unsupported: reported, skipped.
 _SKIP_DIRS = {"__MACOSX"}  # macOS zip residue: resource forks named like the images.
+_BLANK_GRID = 64  # near_blank() looks at most at a 64x64 grid of each tile's pixels.
+# A native-resolution random crop that sees less than this fraction of a work's shorter side
+# is a fragment (a hand, a cloak): the build warns and suggests --scale-range or --mode pad.
+SMALL_CROP = 0.25
 
 Channel = Annotated[int, Field(ge=0, le=255)]
 
@@ -137,6 +146,21 @@ class ArtBuildConfig(BaseModel):
         None, ge=1, description="Tiles per .npy shard; None: about 512 MiB per shard."
     )
     overwrite: bool = Field(False, description="Replace a complete store at out.")
+    keep_blank: bool = Field(
+        False,
+        description="Keep near-blank tiles (see blank_tolerance, blank_fraction); by default "
+        "they are skipped. Either way they are counted in the report.",
+    )
+    blank_tolerance: int = Field(
+        8, ge=0, le=255,
+        description="A pixel matches a tile's colour when each of R, G, B is within this many "
+        "levels (0-255) of the tile's median colour.",
+    )
+    blank_fraction: float = Field(
+        0.98, gt=0.5, le=1.0,
+        description="A tile is near-blank when at least this fraction of its pixels match its "
+        "median colour (empty or transparent background, plain canvas).",
+    )
 
     @field_validator("background", mode="before")
     @classmethod
@@ -282,6 +306,8 @@ class _TileParams:
     scale_range: tuple[float, float] | None
     background: tuple[int, int, int]
     max_pixels: int
+    blank_tolerance: int
+    blank_fraction: float
 
 
 @dataclass(frozen=True)
@@ -289,6 +315,7 @@ class _TileResult:
     tiles: np.ndarray  # uint8 [n, size, size, 3]
     boxes: list[tuple[int, int, int, int]]
     upscaled: bool
+    blank: np.ndarray  # bool [n]: near_blank(tiles)
 
 
 def _probe_job(args: tuple[Path, tuple[int, int, int], int]) -> Probe | BadImage:
@@ -363,6 +390,34 @@ def _cut(image: Image.Image, boxes: list, params: _TileParams, full: tuple[int, 
     return tiles
 
 
+def near_blank(tiles: np.ndarray, *, tolerance: int = 8, fraction: float = 0.98) -> np.ndarray:
+    """Which tiles are near-blank: almost one colour (empty or transparent background).
+
+    A tile is near-blank when at least ``fraction`` of its pixels lie within ``tolerance``
+    levels, in each of R, G and B, of the tile's per-channel median colour. Tiles larger than
+    64 px are judged on an evenly strided grid of at most 64x64 of their pixels, so the cost
+    per tile is fixed (a 1 px line in a big tile may fall between the grid's pixels).
+
+    Parameters
+    ----------
+    tiles : ndarray, shape (n_tiles, size, size, 3), uint8
+    tolerance : int
+        Levels (0-255) per channel.
+    fraction : float
+        Share of pixels, in (0.5, 1].
+
+    Returns
+    -------
+    blank : ndarray, shape (n_tiles,), bool
+    """
+    n = len(tiles)
+    step = max(1, tiles.shape[1] // _BLANK_GRID)
+    grid = tiles[:, ::step, ::step].reshape(n, -1, 3).astype(np.int16)  # [n, P, 3]
+    median = np.median(grid, axis=1)  # [n, 3]
+    close = (np.abs(grid - median[:, None, :]) <= tolerance).all(axis=2)  # [n, P]
+    return close.mean(axis=1) >= fraction
+
+
 def _tile_job(args: tuple[Path, str, tuple[int, int], _TileParams]) -> _TileResult | BadImage:
     path, rel, full, params = args
     try:
@@ -378,7 +433,9 @@ def _tile_job(args: tuple[Path, str, tuple[int, int], _TileParams]) -> _TileResu
             return BadImage("changed", "the file changed while the build was running")
         tiles = _cut(image, boxes, params, full)
         upscaled = (max(full) if params.mode == "pad" else smallest) < params.size
-        return _TileResult(tiles=tiles, boxes=boxes, upscaled=upscaled)
+        blank = near_blank(tiles, tolerance=params.blank_tolerance,
+                           fraction=params.blank_fraction)
+        return _TileResult(tiles=tiles, boxes=boxes, upscaled=upscaled, blank=blank)
     except BadImage as bad:
         return bad
     except OSError as exc:
@@ -534,6 +591,42 @@ def select_images(
     return duplicates, chosen
 
 
+def _n_variants(augment: Iterable[str]) -> int:
+    """Tiles written per crop: 1, or the copies ``augment`` adds."""
+    return sum(1 for _ in augment_variants(np.zeros((0, 1, 1, 3), np.uint8), augment))
+
+
+def _coverage_summary(coverage: list[float]) -> dict[str, float] | None:
+    """Median, min and max over images of the share of a work's shorter side a crop sees."""
+    if not coverage:
+        return None
+    values = np.asarray(coverage)
+    return {"median": round(float(np.median(values)), 3), "min": round(float(values.min()), 3),
+            "max": round(float(values.max()), 3)}
+
+
+def _warnings(cfg: ArtBuildConfig, coverage: list[float], used: list[Probe]) -> list[str]:
+    """One-line warnings for the build summary: crops that are fragments of the works.
+
+    Only for random crops at the works' own resolution (no ``scale_range``): a scale range is
+    the user's own choice of how much of a work a crop sees.
+    """
+    if cfg.mode != "random-crop" or cfg.scale_range is not None or not coverage:
+        return []
+    if float(np.median(coverage)) >= SMALL_CROP:
+        return []
+    share = float(np.median(coverage))
+    short = int(np.median([min(p.width, p.height) for p in used]))
+    crop = round(share * short)
+    hi = min(64.0, max(2.0, math.floor(10 * short / cfg.size) / 10))
+    return [
+        f"crops are small for these works: a crop sees a median {share:.0%} of a work's "
+        f"shorter side ({crop} of {short} px), so tiles are fragments; for whole works use "
+        f"--mode pad, for wider views --scale-range 1,{hi:g} (crops of {cfg.size}-"
+        f"{round(cfg.size * hi)} px, downsampled to {cfg.size})"
+    ]
+
+
 def _config_from(config: ArtBuildConfig | dict | None, kwargs: dict) -> ArtBuildConfig:
     if isinstance(config, ArtBuildConfig):
         config = config.model_dump()
@@ -571,7 +664,14 @@ def build(
     -------
     report : dict
         What was read, skipped (with reasons), deduplicated and written; also saved as
-        ``out/report.json``.
+        ``out/report.json``. ``counts['blank_tiles']`` counts near-blank tiles (see
+        :func:`near_blank`), ``counts['blank_skipped']`` those left out (all unless
+        ``keep_blank``; an image whose tiles are all blank is skipped with reason 'blank'),
+        ``blank['by_source']`` the near-blank crops per image (before augmented copies);
+        ``crop_coverage`` is the share of a work's shorter side a crop sees (median over
+        images), and ``warnings`` holds one-line warnings such as crops far smaller than the
+        works (below :data:`SMALL_CROP` of the shorter side; native-resolution random crops
+        only, not with a ``scale_range``).
     """
     start = time.perf_counter()
     cfg = _config_from(config, kwargs)
@@ -602,6 +702,7 @@ def build(
     params = _TileParams(
         mode=cfg.mode, size=cfg.size, crops_per_image=cfg.crops_per_image, seed=cfg.seed,
         scale_range=cfg.scale_range, background=cfg.background, max_pixels=cfg.max_pixels,
+        blank_tolerance=cfg.blank_tolerance, blank_fraction=cfg.blank_fraction,
     )
     skipped: list[dict[str, str]] = []
 
@@ -635,6 +736,9 @@ def build(
         options = {"src": str(src_real), **cfg.model_dump(mode="json")}
         upscaled: list[str] = []
         used: list[str] = []
+        blank_by_source: dict[str, int] = {}  # Near-blank crops per image (before augmenting).
+        coverage: list[float] = []  # Per image: median crop side / the work's shorter side.
+        variants = _n_variants(cfg.augment)
         tile_start = time.perf_counter()
         with TileStoreWriter(out, size=cfg.size, options=options, overwrite=cfg.overwrite,
                              tiles_per_shard=cfg.tiles_per_shard) as writer:
@@ -646,18 +750,35 @@ def build(
                 if isinstance(result, BadImage):
                     skip(rel, result)
                     continue
-                for transform, tiles in augment_variants(result.tiles, cfg.augment):
-                    writer.add_many(tiles, source=rel, boxes=result.boxes,
+                n_blank = int(result.blank.sum())
+                if n_blank:
+                    blank_by_source[rel] = n_blank
+                keep = np.ones_like(result.blank) if cfg.keep_blank else ~result.blank
+                if not keep.any():
+                    skip(rel, BadImage("blank", f"all {n_blank} tiles are near-blank "
+                                       "(one colour: empty or transparent)"))
+                    continue
+                boxes = [box for box, k in zip(result.boxes, keep, strict=True) if k]
+                for transform, tiles in augment_variants(result.tiles[keep], cfg.augment):
+                    writer.add_many(tiles, source=rel, boxes=boxes,
                                     transforms=[transform] * len(tiles))
+                short = min(probes[rel].width, probes[rel].height)
+                sides = [right - left for left, _, right, _ in result.boxes]
+                coverage.append(min(1.0, float(np.median(sides)) / short))
                 used.append(rel)
                 if result.upscaled:
                     upscaled.append(rel)
             if writer.count == 0:
+                hint = " (keep_blank / --keep-blank keeps them)" if blank_by_source else ""
                 raise NeuropaintError(
-                    f"no tiles written from '{src}': {_summarise_reasons(skipped)}."
+                    f"no tiles written from '{src}': {_summarise_reasons(skipped)}{hint}."
                 )
             tile_s = time.perf_counter() - tile_start
             total_s = time.perf_counter() - start
+            blank_tiles = sum(blank_by_source.values()) * variants
+            warnings = _warnings(cfg, coverage, [probes[rel] for rel in used])
+            for line in warnings:
+                logger.info("warning: %s", line)
             report = {
                 "src": str(src_real),
                 "out": str(out_real),
@@ -674,7 +795,17 @@ def build(
                     "upscaled": len(upscaled),
                     "images_used": len(used),
                     "tiles": writer.count,
+                    "blank_tiles": blank_tiles,
+                    "blank_skipped": 0 if cfg.keep_blank else blank_tiles,
                 },
+                "blank": {
+                    "criterion": f"at least {cfg.blank_fraction:g} of the pixels within "
+                    f"{cfg.blank_tolerance} levels (each of R, G, B) of the tile's median colour",
+                    "kept": cfg.keep_blank,
+                    "by_source": blank_by_source,
+                },
+                "crop_coverage": _coverage_summary(coverage),
+                "warnings": warnings,
                 "skipped_by_reason": dict(Counter(s["reason"] for s in skipped).most_common()),
                 "skipped": sorted(skipped, key=lambda s: s["file"]),
                 "duplicates": duplicates,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from datasets.art import ArtTiles, TileStore, TileStoreWriter, build, main
+from datasets.art_build import SMALL_CROP, near_blank
 from datasets.art_store import MANIFEST, PARTIAL_MARKER, partial_dir
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
@@ -80,7 +82,9 @@ def test_random_crop_counts_shapes_and_native_pixels(art, tmp_path):
     assert report["counts"] == {
         "files": 7, "ignored": 4, "images": 3, "curated_out": 0, "skipped": 0,
         "duplicates": 0, "duplicates_dropped": 0, "upscaled": 0, "images_used": 3, "tiles": 15,
+        "blank_tiles": 0, "blank_skipped": 0,
     }
+    assert report["warnings"] == []  # 32 px crops of 64-200 px works are not fragments.
     # macOS clutter is not mistaken for images.
     assert report["ignored"] == [".DS_Store", "._a.png", "__MACOSX/", "notes.txt"]
     assert len(store.manifest["shards"]) == 4  # 4 + 4 + 4 + 3 tiles.
@@ -227,6 +231,144 @@ def test_exact_and_near_duplicates_are_reported_and_dropped_by_policy(tmp_path):
     assert report["counts"]["images_used"] == 4 and report["counts"]["duplicates"] == 2
 
 
+# -- transparent portraits: blank tiles, background, crop size -----------------------------
+def portrait(seed: int, width: int = 320, height: int = 400) -> Image.Image:
+    """A painted figure (head, neck, shoulders, a few brush dabs) on a transparent canvas."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+
+    def colour() -> tuple[int, ...]:
+        return (*(int(c) for c in rng.integers(30, 230, 3)), 255)
+
+    cx = width // 2 + int(rng.integers(-30, 31))
+    head = int(rng.integers(45, 70))
+    draw.polygon([(cx - 110, height), (cx - 70, 230), (cx + 70, 230), (cx + 110, height)],
+                 fill=colour())
+    draw.rectangle((cx - 22, 180, cx + 22, 240), fill=colour())
+    draw.ellipse((cx - head, 200 - 2 * head, cx + head, 200), fill=colour())
+    for _ in range(6):
+        x, y = int(rng.integers(cx - 60, cx + 40)), int(rng.integers(90, 380))
+        draw.ellipse((x, y, x + 20, y + 14), fill=colour())
+    return image
+
+
+@pytest.fixture(scope="module")
+def portraits(tmp_path_factory) -> Path:
+    """Four 320x400 RGBA portraits with transparent backgrounds, and one empty canvas."""
+    src = tmp_path_factory.mktemp("portraits")
+    for seed in range(4):
+        save(portrait(seed), src / f"portrait{seed}.png")
+    save(Image.new("RGBA", (320, 400), (0, 0, 0, 0)), src / "empty_canvas.png")
+    return src
+
+
+def test_near_blank_is_almost_one_colour():
+    rng = np.random.default_rng(0)
+    plain = np.full((1, 64, 64, 3), 255, np.uint8)
+    grain = np.clip(rng.normal(200, 2, (1, 64, 64, 3)), 0, 255).astype(np.uint8)  # Scan noise.
+    speck = plain.copy()
+    speck[0, :6, :6] = 0  # 36 px: under 2 % of the tile.
+    sliver = plain.copy()
+    sliver[0, :, :3] = 0  # A 3 px edge of a figure: 4.7 %.
+    ramp = np.broadcast_to(np.arange(64, dtype=np.uint8)[None, :, None, None] * 4,
+                           (1, 64, 64, 3))  # A gradient is content.
+    tiles = np.concatenate([plain, grain, speck, sliver, ramp])
+    np.testing.assert_array_equal(near_blank(tiles), [True, True, True, False, False])
+    exact = near_blank(tiles, tolerance=0, fraction=1.0)  # Strictly one colour.
+    np.testing.assert_array_equal(exact, [True, False, False, False, False])
+    big = np.full((2, 512, 512, 3), 9, np.uint8)  # Judged on a 64x64 grid of its pixels.
+    big[1, :, :64] = 250
+    np.testing.assert_array_equal(near_blank(big), [True, False])
+
+
+def test_transparent_background_tiles_are_counted_and_skipped_unless_kept(portraits, tmp_path):
+    kept = build(portraits, tmp_path / "kept", size=64, crops_per_image=25, keep_blank=True)
+    skipped = build(portraits, tmp_path / "skipped", size=64, crops_per_image=25)
+    blank = kept["counts"]["blank_tiles"]
+    assert 25 + 10 <= blank < 5 * 25  # The empty canvas, and the portraits' surroundings.
+    assert kept["counts"]["tiles"] == 125 and kept["counts"]["blank_skipped"] == 0
+    assert skipped["counts"]["blank_tiles"] == skipped["counts"]["blank_skipped"] == blank
+    assert skipped["counts"]["tiles"] == 125 - blank
+    assert sum(skipped["blank"]["by_source"].values()) == blank
+    assert skipped["blank"]["by_source"]["empty_canvas.png"] == 25
+    # An image with nothing but blank tiles is skipped, with its reason.
+    assert skipped["skipped"] == [{"file": "empty_canvas.png", "reason": "blank",
+                                   "detail": "all 25 tiles are near-blank (one colour: empty or "
+                                   "transparent)"}]
+    assert json.loads((tmp_path / "skipped" / "report.json").read_text())["counts"] == \
+        skipped["counts"]
+    # The store has no near-uniform tile, by the criterion and by plain per-tile spread...
+    tiles = load_tiles(tmp_path / "skipped")
+    assert not near_blank(tiles).any()
+    assert tiles.reshape(len(tiles), -1, 3).std(axis=1).max(axis=1).min() > 20
+    # ...while the kept store holds them: plain white (the default background).
+    all_tiles = load_tiles(tmp_path / "kept")
+    is_blank = near_blank(all_tiles)
+    assert is_blank.sum() == blank
+    assert (all_tiles[is_blank] == 255).all(axis=(1, 2, 3)).sum() >= blank - 10
+    # Skipping moves no crop: the other tiles are the same, from the same boxes.
+    kept_records = [r for r, b in zip(TileStore(tmp_path / "kept").tiles, is_blank,
+                                      strict=True) if not b]
+    assert kept_records == TileStore(tmp_path / "skipped").tiles
+    np.testing.assert_array_equal(all_tiles[~is_blank], tiles)
+
+
+def test_background_black_composites_transparency_onto_black(portraits, tmp_path, capsys):
+    for colour in ["black", "white"]:
+        assert main(["build", str(portraits), str(tmp_path / colour), "--size", "64", "--mode",
+                     "pad", "--background", colour, "--keep-blank", "--quiet"]) == 0
+    black = TileStore(tmp_path / "black")
+    white = TileStore(tmp_path / "white")
+    sources = black.sources()
+    canvas = black[sources.index("empty_canvas.png")]
+    assert (canvas == 0).all()  # All transparent: all background.
+    figure = sources.index("portrait0.png")
+    np.testing.assert_array_equal(black[figure][0, 0], [0, 0, 0])  # Top corner: background.
+    np.testing.assert_array_equal(white[figure][0, 0], [255, 255, 255])
+    np.testing.assert_array_equal(black[figure][60, 32], white[figure][60, 32])  # The figure.
+    assert black.options["background"] == [0, 0, 0]
+    assert "near-blank tiles: 1 of 5 (20%) were almost one colour, kept" in capsys.readouterr().out
+
+
+def test_small_crop_warning_for_large_works_at_their_own_resolution(portraits, tmp_path, capsys):
+    assert main(["build", str(portraits), str(tmp_path / "native"), "--size", "64",
+                 "--crops-per-image", "10", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    warning = next(line for line in printed.splitlines() if line.startswith("warning:"))
+    assert "crops are small for these works: a crop sees a median 20% of a work's shorter side"\
+        " (64 of 320 px)" in warning
+    assert "--mode pad" in warning and "--scale-range 1,5 " in warning
+    report = json.loads((tmp_path / "native" / "report.json").read_text())
+    assert report["crop_coverage"]["median"] == 0.2 < SMALL_CROP
+    assert report["warnings"] == [warning.removeprefix("warning: ")]
+    assert "near-blank tiles: " in printed and "skipped (--keep-blank keeps them)" in printed
+    blank = report["counts"]["blank_skipped"]
+    assert main(["info", str(tmp_path / "native"), "--no-sheet"]) == 0
+    assert f", {blank} near-blank tiles skipped" in capsys.readouterr().out
+    # A scale range is the user's choice of crop size: no warning, even for small crops.
+    chosen = build(portraits, tmp_path / "chosen", size=64, crops_per_image=5,
+                   scale_range=(1.0, 1.2))
+    assert chosen["crop_coverage"]["median"] < SMALL_CROP and chosen["warnings"] == []
+    # Either suggestion silences it.
+    for options in (["--mode", "pad"], ["--scale-range", "1,5", "--crops-per-image", "10"]):
+        out = tmp_path / options[1].replace(",", "_")
+        assert main(["build", str(portraits), str(out), "--size", "64", *options, "-q"]) == 0
+        assert "warning:" not in capsys.readouterr().out
+        assert json.loads((out / "report.json").read_text())["warnings"] == []
+
+
+def test_bad_background_is_a_one_line_error(portraits, tmp_path, capsys):
+    for value, message in [("#12345", r"unknown colour '#12345'"),
+                           ("300,0,0", r"'background.0': Input should be less than or equal")]:
+        assert run_cli(main, ["build", str(portraits), str(tmp_path / "out"), "--background",
+                              value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "'background" in err
+        assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
 # -- formats and colour --------------------------------------------------------------------
 def test_every_format_and_colour_mode_becomes_8bit_rgb(tmp_path):
     src = tmp_path / "src"
@@ -250,8 +392,12 @@ def test_every_format_and_colour_mode_becomes_8bit_rgb(tmp_path):
     clear = Image.new("RGBA", (48, 40), (255, 0, 0, 0))
     solid("clear.png", clear, (0, 0, 255))  # Fully transparent: the background shows.
     solid("half.png", Image.new("RGBA", (48, 40), (255, 0, 0, 128)), (128, 0, 127))
-    report = build(src, tmp_path / "store", mode="center-crop", size=SIZE, background="0,0,255")
+    # Solid colours are near-blank tiles by design here: kept, and counted.
+    report = build(src, tmp_path / "store", mode="center-crop", size=SIZE, background="0,0,255",
+                   keep_blank=True)
     assert report["skipped"] == []
+    assert report["counts"]["blank_tiles"] == len(expected)
+    assert report["counts"]["blank_skipped"] == 0
     store = TileStore(tmp_path / "store")
     for record, tile in zip(store.tiles, store.gather(np.arange(len(store))), strict=True):
         mean = tile.reshape(-1, 3).mean(axis=0)
@@ -264,7 +410,7 @@ def test_animated_gif_uses_its_first_frame(tmp_path):
     src = tmp_path / "src"
     frames = [Image.new("RGB", (40, 40), c) for c in [(250, 250, 0), (0, 0, 0)]]
     save(frames[0], src / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
-    build(src, tmp_path / "store", mode="center-crop", size=SIZE)
+    build(src, tmp_path / "store", mode="center-crop", size=SIZE, keep_blank=True)  # Solid.
     assert TileStore(tmp_path / "store")[0].reshape(-1, 3).mean(0) == pytest.approx(
         [250, 250, 0], abs=8)
 
@@ -396,6 +542,7 @@ def test_build_errors_are_one_line(art, tmp_path):
         (dict(mode="pad", scale_range=(1, 2)), r"scale_range applies to mode 'random-crop'"),
         (dict(scale_range=(0.5, 2)), r"'scale_range': .*1 <= lo <= hi"),
         (dict(background="not-a-colour"), r"'background': .*unknown colour"),
+        (dict(blank_fraction=0.3), r"'blank_fraction': Input should be greater than 0.5"),
         (dict(augment="rot45"), r"'augment.0': Input should be 'rot90', 'rot180' or 'flip'"),
         (dict(out=art / "store"), r"'out' must not be inside 'src'"),
     ]
