@@ -6,11 +6,17 @@ live session keeps its EEG in this small format instead, and :func:`eeg.io.read_
 like any other recording (``read_raw("session/eeg.npeeg")``).
 
 Layout: the 8 bytes ``NPEEG1\\n\\0``, a little-endian uint32 header length, a UTF-8 JSON header
-(``ch_names``, ``sfreq``, ``units`` = "V", ``clock``, free ``meta``), then records of one
-float64 timestamp and ``n_channels`` float32 samples in volts. A record cut short by a crash is
-ignored on reading. Timestamps are kept (LSL's clock of the recording machine); a jump between
-successive samples longer than :data:`GAP_S` becomes a ``BAD_gap`` annotation (the stream
-stalled), so features across it are not trusted.
+(``ch_names``, ``sfreq``, ``units`` = "V", ``clock``, free ``meta``, and ``positions`` when the
+stream gave sensor positions), then records of one float64 timestamp and ``n_channels``
+float32 samples in volts. A record cut short by a crash is ignored on reading. Timestamps are
+kept (LSL's clock of the recording machine); a jump between successive samples longer than
+:data:`GAP_S` becomes a ``BAD_gap`` annotation (the stream stalled), so features across it
+are not trusted.
+
+``positions`` maps a channel label to its sensor position ``[x, y, z]`` in metres, MNE's head
+frame (+x right, +y nose, +z up), for the channels that have one (a stream's
+``channels/channel/location``, see :mod:`live.source`); the reader gives them back as the
+Raw's montage, so channels with non-standard labels can still be placed on the head.
 
 Labelled spans (the blocks of a guided calibration, ``python -m live.calibrate``) go into a
 small CSV beside the file, ``eeg.npeeg`` -> ``eeg.annotations.csv`` (:func:`annotations_path`):
@@ -66,10 +72,13 @@ class NpeegWriter:
         Nominal sampling rate in Hz.
     meta : dict | None
         Anything JSON-able to keep in the header (stream name, source_id, ...).
+    positions : dict | None
+        Sensor positions by channel label, ``[x, y, z]`` in metres (MNE head frame), for the
+        channels that have one; None or empty: none.
     """
 
     def __init__(self, path: str | Path, ch_names: list[str], sfreq: float, *,
-                 meta: dict | None = None):
+                 meta: dict | None = None, positions: dict | None = None):
         self.path = Path(path)
         self.ch_names = list(ch_names)
         if not self.ch_names or len(set(self.ch_names)) != len(self.ch_names):
@@ -77,8 +86,11 @@ class NpeegWriter:
         if not sfreq > 0:
             raise NeuropaintError(f"'sfreq' must be > 0, got {sfreq!r}.")
         self.dtype = record_dtype(len(self.ch_names))
-        header = json.dumps({"ch_names": self.ch_names, "sfreq": float(sfreq), "units": "V",
-                             "clock": "lsl", "meta": meta or {}}).encode()
+        fields = {"ch_names": self.ch_names, "sfreq": float(sfreq), "units": "V",
+                  "clock": "lsl", "meta": meta or {}}
+        if positions:
+            fields["positions"] = _check_positions(positions, self.ch_names)
+        header = json.dumps(fields).encode()
         if annotations_path(self.path).exists():
             raise NeuropaintError(f"{annotations_path(self.path)} already exists; it would label "
                                   f"the new recording (nothing was overwritten).")
@@ -136,6 +148,20 @@ class NpeegWriter:
             self._annotations.close()
 
 
+def _check_positions(positions: dict, ch_names: list[str]) -> dict[str, list[float]]:
+    """``positions`` as JSON-able lists of 3 finite floats, for known channels only."""
+    checked = {}
+    for name, pos in positions.items():
+        if name not in ch_names:
+            raise NeuropaintError(f"'positions' names {name!r}, which is not a channel.")
+        values = np.asarray(pos, dtype=float)
+        if values.shape != (3,) or not np.all(np.isfinite(values)):
+            raise NeuropaintError(f"'positions' of {name!r} must be 3 finite numbers (x, y, z "
+                                  f"in metres), got {pos!r}.")
+        checked[str(name)] = [float(v) for v in values]
+    return checked
+
+
 def _read_header(fh, path: Path) -> dict:
     magic = fh.read(len(MAGIC))
     if magic != MAGIC:
@@ -150,14 +176,17 @@ def _read_header(fh, path: Path) -> dict:
         header = json.loads(fh.read(length).decode())
         header["ch_names"] = [str(c) for c in header["ch_names"]]
         header["sfreq"] = float(header["sfreq"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        header["positions"] = {str(name): [float(v) for v in pos]
+                               for name, pos in (header.get("positions") or {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         raise NeuropaintError(f"{path} has a damaged header.") from None
     return header
 
 
 def read_npeeg(path: str | Path, *, verbose=None) -> mne.io.RawArray:
-    """A ``.npeeg`` file as an MNE Raw (volts; ``BAD_gap`` where the stream stalled, and the
-    labelled spans of :func:`annotations_path` when that file exists).
+    """A ``.npeeg`` file as an MNE Raw (volts; ``BAD_gap`` where the stream stalled, the
+    labelled spans of :func:`annotations_path` when that file exists, and the sensor positions
+    of the header as its montage).
 
     The Raw's ``info['description']`` holds the first sample's timestamp as
     ``"lsl_t0=<seconds>"``; ``raw.times + t0`` are the samples' own clock.
@@ -177,6 +206,11 @@ def read_npeeg(path: str | Path, *, verbose=None) -> mne.io.RawArray:
     info = mne.create_info(ch_names, sfreq, ch_types="eeg", verbose=verbose)
     info["description"] = f"lsl_t0={float(times[0])!r}"
     raw = mne.io.RawArray(data, info, verbose=verbose)
+    positions = {name: pos for name, pos in header["positions"].items()
+                 if name in ch_names and len(pos) == 3}
+    if positions:
+        montage = mne.channels.make_dig_montage(ch_pos=positions, coord_frame="head")
+        raw.set_montage(montage, on_missing="ignore", verbose="error")
     jumps = np.flatnonzero(np.diff(times) > GAP_S)
     onsets = list((jumps + 1) / sfreq)
     durations = [1.0 / sfreq] * len(jumps)

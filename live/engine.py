@@ -262,7 +262,9 @@ class Engine:
         self.device = next(G.parameters()).device
         meta = source.meta
         self.spec = live_spec(encoder.spec, self.config.feature_rate)
-        self.processor = OnlineProcessor(self.spec, float(meta.sfreq), list(meta.ch_names))
+        # Sensor positions (a stream's channels/channel/location) place non-standard labels.
+        self.processor = OnlineProcessor(self.spec, float(meta.sfreq), list(meta.ch_names),
+                                         info=meta.info() if hasattr(meta, "info") else None)
         self.window_s = self.processor.layout.window_n / self.processor.sfreq
         w_avg = G.mapping.w_avg.detach().cpu().numpy() if hasattr(G.mapping, "w_avg") else None
         memory = self.config.baseline_memory

@@ -2,11 +2,12 @@
 
 A session folder holds:
 
-- ``session.json``: the stream (name, type, source_id, rate, labels), the encoder and the
-  generator (paths and weights hash), the engine settings, start and end times;
-- ``eeg.npeeg``: the raw EEG in volts with each sample's LSL timestamp (:mod:`eeg.npeeg`;
-  ``eeg.io.read_raw(DIR)`` reads it like any recording, so a session can be replayed,
-  re-rendered and used for training);
+- ``session.json``: the stream (name, type, source_id, rate, labels, sensor positions), the
+  encoder and the generator (paths and weights hash), the engine settings, start and end
+  times;
+- ``eeg.npeeg``: the raw EEG in volts with each sample's LSL timestamp and the stream's sensor
+  positions (:mod:`eeg.npeeg`; ``eeg.io.read_raw(DIR)`` reads it like any recording, positions
+  as its montage, so a session can be replayed, re-rendered and used for training);
 - ``frames.csv``: one line per frame (index, LSL time ready, LSL time of the newest EEG sample,
   age, signal state, clean row, calibrating);
 - ``ws.f32``: the painted latents, float32 ``[n_frames, num_ws, w_dim]`` back to back.
@@ -88,7 +89,8 @@ class SessionRecorder:
         }
         write_json(self.folder / SESSION_NAME, self.session)
         self.eeg = NpeegWriter(self.folder / "eeg.npeeg", list(meta.ch_names), meta.sfreq,
-                               meta={"stream": stream})
+                               meta={"stream": stream},
+                               positions=getattr(meta, "positions", None))
         self._frames_fh = open(self.folder / "frames.csv", "w", newline="")
         self._csv = csv.writer(self._frames_fh)
         self._csv.writerow(FRAME_COLUMNS)
@@ -166,7 +168,8 @@ class CalibrationRecorder:
         }
         write_json(self.folder / SESSION_NAME, self.session)
         self.eeg = NpeegWriter(self.folder / "eeg.npeeg", list(meta.ch_names), meta.sfreq,
-                               meta={"stream": stream})
+                               meta={"stream": stream},
+                               positions=getattr(meta, "positions", None))
         self.first_time: float | None = None  # LSL time of the first sample written
         self.last_time: float | None = None
         self._last_flush = time.monotonic()

@@ -8,11 +8,12 @@ python -m live.simulate --file session.fif --loop --chunk 32
 python -m live.simulate --format int16 --no-labels --duration 30
 
 An LSL outlet that looks like a real amplifier's: type ``EEG``, channel labels, units
-(``microvolts``) and types under ``desc/channels/channel``, ``desc/manufacturer``
-``neuropaint simulator``, and a source_id (``neuropaint-sim:NAME`` by default) so that a
-consumer can tell a restarted simulator is the same device. Chunks are pushed in real time:
-sample ``k`` leaves at ``t0 + k / rate`` on ``pylsl.local_clock()`` and carries that time
-stamp, so the pace never drifts however long it runs.
+(``microvolts``), types and, for a recording that has them, sensor positions (``location``
+with ``X``, ``Y``, ``Z`` in millimetres, MNE's head frame) under ``desc/channels/channel``,
+``desc/manufacturer`` ``neuropaint simulator``, and a source_id (``neuropaint-sim:NAME`` by
+default) so that a consumer can tell a restarted simulator is the same device. Chunks are
+pushed in real time: sample ``k`` leaves at ``t0 + k / rate`` on ``pylsl.local_clock()`` and
+carries that time stamp, so the pace never drifts however long it runs.
 
 The signal is either
 
@@ -297,6 +298,10 @@ class Simulator:
                 channel.append_child_value("label", label)
                 channel.append_child_value("unit", "microvolts")
                 channel.append_child_value("type", "EEG")
+                if label in feed.positions:  # The XDF convention: millimetres.
+                    location = channel.append_child("location")
+                    for axis, metres in zip("XYZ", feed.positions[label], strict=True):
+                        location.append_child_value(axis, f"{metres * 1e3:.3f}")
         return info
 
     def _encode(self, block: np.ndarray) -> np.ndarray:
@@ -359,6 +364,7 @@ class _Feed:
 
     ch_names: list[str]
     sfreq: float
+    positions: dict[str, np.ndarray]  # Sensor positions, metres (head frame), by label.
 
     def take(self, n: int, first: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """The next ``n`` samples (fewer only at the end of a recording) and the state
@@ -378,6 +384,7 @@ class _FileFeed(_Feed):
         self.loop = cfg.loop
         self.ch_names = list(raw.ch_names)
         self.sfreq = float(raw.info["sfreq"])
+        self.positions = _positions(raw.info)
         self._data = np.ascontiguousarray((raw.get_data() * 1e6).T, dtype=np.float32)  # [n, ch]
         self._pos = 0
 
@@ -400,6 +407,16 @@ class _FileFeed(_Feed):
         return f"{self.path.name}{' looped' if self.loop else ''}"
 
 
+def _positions(info) -> dict[str, np.ndarray]:
+    """The channels' sensor positions (metres, head frame) that are known: finite, not zero."""
+    positions = {}
+    for ch in info["chs"]:
+        pos = np.asarray(ch["loc"][:3], dtype=float)
+        if np.all(np.isfinite(pos)) and np.linalg.norm(pos) > 1e-6:
+            positions[ch["ch_name"]] = pos
+    return positions
+
+
 class _SyntheticFeed(_Feed):
     """Blocks of :func:`eeg.synthetic.make_raw`, one state each, cross-faded end to start.
 
@@ -414,6 +431,7 @@ class _SyntheticFeed(_Feed):
         self.cfg = cfg
         self.ch_names = standard_channel_set(cfg.channels)
         self.sfreq = float(cfg.rate)
+        self.positions = {}  # Standard labels: a consumer places them by label.
         self.cycle = list(cfg.states or list_states())
         self.n_own = max(1, round(cfg.state_duration * self.sfreq))
         self.n_fade = min(round(_FADE * self.sfreq), self.n_own)

@@ -11,11 +11,18 @@ In code::
         data, times = source.read()                  # (n_channels, n) volts, (n,) local_clock
 
 :class:`LSLSource` resolves one stream by name, type and/or source_id (every criterion given
-must match), reads its metadata (channel labels, units and types from
+must match), reads its metadata (channel labels, units, types and sensor positions from
 ``desc/channels/channel``, the XDF/LSL convention) and starts a daemon thread that moves
 samples from the liblsl inlet into a fixed-size ring buffer. The consumer (the render
 engine) never waits for that thread: :meth:`LSLSource.read` and :meth:`LSLSource.get_data`
 take the lock only to copy.
+
+A channel's position is its ``location`` element, ``X``, ``Y``, ``Z`` in millimetres (the
+XDF meta-data convention for EEG), taken here as MNE's head frame (+X right, +Y nose, +Z up;
+the frame ``live.simulate`` writes, from the recording's own positions). They arrive in
+metres in :attr:`StreamMeta.positions`, and :meth:`StreamMeta.info` hands them back as an
+``mne.Info`` with a montage, so channels whose labels are not standard (``EEG 001``...) can
+still be placed on the head by :class:`eeg.online.OnlineProcessor`.
 
 The reader thread never waits for a full buffer either. liblsl's ``pull_chunk`` into a
 buffer of ``max_samples`` waits for ``max_samples`` to arrive (or the timeout), the known
@@ -69,9 +76,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import mne
 import numpy as np
 import pylsl
 from pydantic import BaseModel, ConfigDict, Field
+from pylsl.info import XMLElement
 from pylsl.lib import lib as _liblsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
@@ -157,10 +166,25 @@ class StreamMeta(BaseModel):
     generic_labels: bool = Field(description="True when the stream had no channel labels "
                                  "and Ch1..ChN were made up.")
     hostname: str = Field(description="Machine the outlet runs on.")
+    positions: dict[str, list[float]] = Field(
+        default_factory=dict, description="Sensor position [x, y, z] in metres (MNE head "
+        "frame) by channel label, for the channels whose description has a location; empty "
+        "when none has.")
 
     @property
     def n_channels(self) -> int:
         return len(self.ch_names)
+
+    def info(self) -> mne.Info:
+        """An ``mne.Info`` of the stream: labels, types, rate, and the sensor positions as
+        its montage (channels without one are left unplaced)."""
+        info = mne.create_info(list(self.ch_names), self.sfreq, list(self.ch_types),
+                               verbose="error")
+        if self.positions:
+            montage = mne.channels.make_dig_montage(ch_pos=dict(self.positions),
+                                                    coord_frame="head")
+            info.set_montage(montage, on_missing="ignore", verbose="error")
+        return info
 
     def describe(self) -> str:
         """One line for listings and messages: ``'NAME' (EEG, 32 ch at 256 Hz, ...)``."""
@@ -689,37 +713,62 @@ class LSLSource:
 
 
 def _parse_meta(info: pylsl.StreamInfo) -> StreamMeta:
-    """StreamMeta from a (full) stream info; desc/channels/channel gives labels and units."""
+    """StreamMeta from a (full) stream info; desc/channels/channel gives labels, units,
+    types and locations."""
     n_channels = info.channel_count()
     entries = []
+    locations: list[list[float] | None] = []
     channel = info.desc().child("channels").child("channel")
     while not channel.empty():
         entries.append({key: channel.child_value(key).strip()
                         for key in ("label", "unit", "type")})
+        locations.append(_location(channel.child("location")))
         channel = channel.next_sibling("channel")
     if len(entries) != n_channels:
         if entries:
             logger.info("stream %r: desc lists %d channels, the stream has %d; ignoring it",
                         info.name(), len(entries), n_channels)
         entries = [{"label": "", "unit": "", "type": ""} for _ in range(n_channels)]
+        locations = [None] * n_channels
     labels = [e["label"] for e in entries]
     generic = not all(labels)
     if generic:
         labels = [label or f"Ch{i + 1}" for i, label in enumerate(labels)]
     ch_types = [LSL_CHANNEL_TYPES.get(e["type"].casefold(), "misc") if e["type"] else "eeg"
                 for e in entries]
+    ch_names = unique_names(labels)
+    positions = {name: pos for name, pos in zip(ch_names, locations, strict=True)
+                 if pos is not None}
+    if positions:
+        logger.info("stream %r: sensor positions for %d of %d channels", info.name(),
+                    len(positions), n_channels)
     return StreamMeta(
         name=info.name(),
         type=info.type(),
         source_id=info.source_id(),
         sfreq=info.nominal_srate(),
-        ch_names=unique_names(labels),
+        ch_names=ch_names,
         units=[e["unit"] for e in entries],
         ch_types=ch_types,
         channel_format=_FORMAT_NAMES.get(info.channel_format(), "undefined"),
         generic_labels=generic,
         hostname=info.hostname(),
+        positions=positions,
     )
+
+
+def _location(element: XMLElement) -> list[float] | None:
+    """A ``location`` element's X, Y, Z (millimetres) in metres; None when it is missing,
+    incomplete, not numeric, or all zero (how some devices say "unknown")."""
+    if element.empty():
+        return None
+    try:
+        pos = [float(element.child_value(axis)) * 1e-3 for axis in ("X", "Y", "Z")]
+    except ValueError:
+        return None
+    if not all(math.isfinite(v) for v in pos) or not any(pos):
+        return None
+    return pos
 
 
 def _eeg_rows(meta: StreamMeta) -> list[int]:
