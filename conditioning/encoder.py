@@ -66,6 +66,7 @@ __all__ = [
     "FeatureNormalizer",
     "check_generator_identity",
     "feature_groups",
+    "folder_kind",
     "generator_identity",
     "layer_groups",
     "match_feature_names",
@@ -593,7 +594,7 @@ class Encoder(nn.Module):
         """
         folder = Path(directory)
         if folder.exists() and any(folder.iterdir()):
-            kind = _folder_kind(folder)
+            kind = folder_kind(folder)
             if kind != KIND:
                 raise NeuropaintError(f"{folder} exists and is not an encoder folder "
                                       f"(kind {kind!r}); refusing to replace it.")
@@ -643,7 +644,8 @@ class Encoder(nn.Module):
                f"w_dim={self.w_dim}, {sizes}"
 
 
-def _folder_kind(folder: Path) -> str | None:
+def folder_kind(folder: Path) -> str | None:
+    """The ``kind`` a model folder's config.json declares (None: no readable config)."""
     try:
         return json.loads((folder / CONFIG_NAME).read_text()).get("kind")
     except (OSError, json.JSONDecodeError, AttributeError):

@@ -43,6 +43,7 @@ from torch import nn
 from conditioning.encoder import (
     FeatureNormalizer,
     check_generator_identity,
+    folder_kind,
     match_feature_names,
     take_features,
 )
@@ -239,7 +240,7 @@ class PerformerProfile(nn.Module):
         """
         folder = Path(directory)
         if folder.exists() and any(folder.iterdir()):
-            kind = _folder_kind(folder)
+            kind = folder_kind(folder)
             if kind != KIND:
                 raise NeuropaintError(f"{folder} exists and is not a profile folder (kind "
                                       f"{kind!r}); refusing to replace it.")
@@ -282,13 +283,6 @@ class PerformerProfile(nn.Module):
     def extra_repr(self) -> str:
         return (f"states={self.states}, controls={self.controls}, "
                 f"features={len(self.feature_names)}, num_ws={self.num_ws}, w_dim={self.w_dim}")
-
-
-def _folder_kind(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / CONFIG_NAME).read_text()).get("kind")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
 
 
 def read_profile_config(directory: str | Path) -> dict:

@@ -62,3 +62,18 @@ def eeg_store_path(eeg_files, tmp_path_factory):
 @pytest.fixture(scope="session")
 def eeg_store(eeg_store_path):
     return EEGStore(eeg_store_path)
+
+
+def other_weights_snapshot(generator_path, folder):
+    """A copy of the snapshot at ``generator_path`` with one weight nudged: the same
+    architecture, other weights (what a model made for the first must refuse)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(generator_path, folder)
+    weights = load_file(str(folder / "G_ema.safetensors"))
+    key = next(k for k in weights if k.endswith("weight"))
+    weights[key] = weights[key] + 0.01
+    save_file(weights, str(folder / "G_ema.safetensors"))
+    return folder

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from conditioning.encoder import (
     Encoder,
@@ -21,6 +19,7 @@ from conditioning.encoder import (
 )
 from eeg.features import FeatureSpec
 from neuropaint.validate import NeuropaintError
+from tests.conditioning.conftest import other_weights_snapshot
 
 
 def _randomised(encoder: Encoder, seed: int = 0, scale: float = 0.3) -> Encoder:
@@ -144,12 +143,7 @@ def test_save_and_from_pretrained_give_identical_outputs(encoder, eeg_store, gen
 
 def test_from_pretrained_refuses_another_generator(encoder, generator_path, tmp_path):
     folder = encoder.save_pretrained(tmp_path / "enc")
-    other = tmp_path / "other_snapshot"
-    shutil.copytree(generator_path, other)
-    weights = load_file(str(other / "G_ema.safetensors"))
-    key = next(k for k in weights if k.endswith("weight"))
-    weights[key] = weights[key] + 0.01
-    save_file(weights, str(other / "G_ema.safetensors"))
+    other = other_weights_snapshot(generator_path, tmp_path / "other_snapshot")
     with pytest.raises(NeuropaintError, match=r"trained for other generator weights: sha256 "
                        r"[0-9a-f]{12}… recorded, [0-9a-f]{12}… in .*other_snapshot"):
         Encoder.from_pretrained(folder, generator_path=other)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import warnings
 
 import numpy as np
 import pytest
-from safetensors.torch import load_file, save_file
 
 from conditioning.calibrate import calibrate, labelled_rows
 from conditioning.calibrate import main as calibrate_main
@@ -25,6 +23,7 @@ from conditioning.render import session_latents
 from eeg.features import FeatureSpec
 from eeg.synthetic import make_raw
 from neuropaint.validate import NeuropaintError
+from tests.conditioning.conftest import other_weights_snapshot
 
 STATES = ["eyes_closed", "focused", "drowsy"]
 ORDER = ["eyes_closed", "focused", "drowsy", "focused", "eyes_closed", "drowsy",
@@ -103,12 +102,7 @@ def test_profile_paints_a_session_with_committed_states_and_csv(fitted, generato
 
 def test_profile_refuses_another_generator(fitted, generator_path, tmp_path):
     _, _, out = fitted
-    other = tmp_path / "other_snapshot"
-    shutil.copytree(generator_path, other)
-    weights = load_file(str(other / "G_ema.safetensors"))
-    key = next(k for k in weights if k.endswith("weight"))
-    weights[key] = weights[key] + 0.01
-    save_file(weights, str(other / "G_ema.safetensors"))
+    other = other_weights_snapshot(generator_path, tmp_path / "other_snapshot")
     with pytest.raises(NeuropaintError, match=r"profile was calibrated for other generator "
                                               r"weights"):
         PerformerProfile.from_pretrained(out, generator_path=other)
