@@ -6,6 +6,8 @@ running or just closed, are never picked up by mistake.
 
 from __future__ import annotations
 
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -93,3 +95,19 @@ def tiny_profile(tiny_model, tmp_path_factory):
     calibrate([raw], tiny_model[1], out, states=["eyes_closed", "focused", "drowsy"],
               permutations=0)
     return out
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 90.0) -> list[str]:
+    """Lines of a subprocess's stdout up to (and with) the first one containing ``text``;
+    the process is killed and the test fails with what it printed when none does."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"{text!r} never printed; got {lines} / {proc.stderr.read()[-2000:]}")

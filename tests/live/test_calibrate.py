@@ -32,6 +32,7 @@ from live.calibrate import (
     simulator_state,
 )
 from neuropaint.validate import NeuropaintError, build_config
+from tests.live.conftest import wait_for_line
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = ["--states", "eyes_closed,focused", "--repeats", "2", "--rest", "0.5", "--no-serve",
@@ -45,18 +46,7 @@ def _start(args: list[str]) -> subprocess.Popen:
 
 
 def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 60.0) -> list[str]:
-    """Lines of stdout up to (and with) the first one containing ``text``."""
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if text in line:
-            return lines
-    proc.kill()
-    raise AssertionError(f"{text!r} never printed; got {lines} / {proc.stderr.read()[-2000:]}")
+    return wait_for_line(proc, text, timeout)
 
 
 def _alpha_ratio(data: np.ndarray, sfreq: float) -> float:

@@ -16,6 +16,7 @@ import pytest
 
 from eeg.io import read_raw
 from live.record import read_session
+from tests.live.conftest import wait_for_line
 
 pytestmark = pytest.mark.slow
 
@@ -27,18 +28,7 @@ def _start(args, **kw) -> subprocess.Popen:
 
 
 def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 90.0) -> list[str]:
-    """Lines of stdout up to (and with) the first one containing ``text``."""
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if text in line:
-            return lines
-    proc.kill()
-    raise AssertionError(f"{text!r} never printed; got {lines} / {proc.stderr.read()[-2000:]}")
+    return wait_for_line(proc, text, timeout)
 
 
 def _simulator_running(stream: str) -> bool:
