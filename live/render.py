@@ -184,21 +184,11 @@ class SimulatedState:
 
 
 def _keyboard(simulator: SimulatorProcess, stop: threading.Event) -> None:
-    """Read state switches from the terminal, check and echo each, pass it to the child."""
-    from live.simulate import describe_command, parse_command
+    """The terminal switches the child simulator's states, checked and echoed here."""
+    from live.simulate import follow_commands
 
-    for line in sys.stdin:
-        if stop.is_set():
-            return
-        if not line.strip():
-            continue
-        try:
-            state = parse_command(line)
-            simulator.send(line)
-        except NeuropaintError as exc:
-            print(f"live.render: {exc}", flush=True)
-        else:
-            print(f"live.render: simulator {describe_command(state)}", flush=True)
+    follow_commands(sys.stdin, lambda _state, line: simulator.send(line), stop,
+                    prog="live.render", prefix="simulator ")
 
 
 def _end_with_parent() -> None:

@@ -45,7 +45,7 @@ import collections
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -568,21 +568,30 @@ def describe_command(state: str | None) -> str:
             f"holding {state} (type 'cycle' to cycle again)")
 
 
-def _keyboard(sim: Simulator, stop: threading.Event) -> None:
-    """Read state switches from stdin (a terminal, or a parent's pipe): a name, a number,
-    or 'cycle'; echo each, refuse what is not one (on stderr: stdout is the start line's)."""
-    for line in sys.stdin:
+def follow_commands(lines: Iterable[str], apply, stop: threading.Event, *, prog: str,
+                    prefix: str = "", stream=None) -> None:
+    """State switches typed as lines (a name, a number, or 'cycle'): each is checked,
+    ``apply(state, line)``-ed and echoed as ``PROG: PREFIX<what now>``; what is not a
+    command is refused with the valid ones. Ends at the end of ``lines`` or on ``stop``."""
+    for line in lines:
         if stop.is_set():
             return
         if not line.strip():
             continue
         try:
             state = parse_command(line)
-            sim.set_state(state)
+            apply(state, line)
         except NeuropaintError as exc:
-            print(f"live.simulate: {exc}", file=sys.stderr, flush=True)
+            print(f"{prog}: {exc}", file=stream, flush=True)
         else:
-            print(f"live.simulate: {describe_command(state)}", file=sys.stderr, flush=True)
+            print(f"{prog}: {prefix}{describe_command(state)}", file=stream, flush=True)
+
+
+def _keyboard(sim: Simulator, stop: threading.Event) -> None:
+    """stdin (a terminal, or a parent's pipe) switches states; messages go to stderr, since
+    stdout carries the start line a parent waits for."""
+    follow_commands(sys.stdin, lambda state, _line: sim.set_state(state), stop,
+                    prog="live.simulate", stream=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
