@@ -386,7 +386,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
-    from eeg.labels import parse_event_map, parse_event_window
+    from eeg.labels import parse_event_map, parse_event_window, parse_states
 
     if args.event_window and not args.events:
         raise NeuropaintError("--event-window needs --events (which codes start a span).")
@@ -395,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if events is not None and window is None:
         raise NeuropaintError("--events needs --event-window TMIN,TMAX (the span after each "
                               "cue that is the state, e.g. 0.5,4.5).")
-    states = [s.strip() for s in args.states.split(",") if s.strip()] if args.states else None
+    states = parse_states(args.states) if args.states else None
     if not math.isfinite(args.window) or args.window <= 0:
         raise NeuropaintError(f"'--window' must be a positive number of seconds, got "
                               f"{args.window}.")
@@ -403,8 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     player = build_config(PlayerConfig, hold=args.hold, **(
         {} if args.switch_rate is None else {"switch_rate": args.switch_rate}))
     targets = parse_targets(args.target, states)
-    _, report = calibrate(args.recordings, Path(args.generator), args.out, states=states, events=events,
-                          event_window=window, targets=targets,
+    _, report = calibrate(args.recordings, Path(args.generator), args.out, states=states,
+                          events=events, event_window=window, targets=targets,
                           controls=parse_controls(args.control) if args.control else None,
                           spec=spec, player=player, permutations=args.permutations,
                           seed=args.seed, units=args.units)
