@@ -59,6 +59,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pylsl import local_clock
 
+from eeg.io import UNITS_CHOICES
 from eeg.synthetic import list_states
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
@@ -456,6 +457,10 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--stream", help="LSL stream name of the headset")
     src.add_argument("--type", dest="stream_type", help="LSL stream type (e.g. EEG)")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to find the stream")
+    src.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                     help="the headset's EEG unit: auto trusts the stream's metadata unless "
+                          "its amplitudes cannot be EEG in that unit (then rescales, saying "
+                          "so); V, uV or mV overrides the metadata")
     src.add_argument("--stall-timeout", type=float, default=5.0,
                      help="seconds without a sample after which the calibration ends (the "
                           "recording is kept)")
@@ -581,10 +586,11 @@ def _record(args, config: CalibrationConfig, blocks: list[Block], record: Path, 
                   f"state as told", flush=True)
             about["simulator"] = {"name": name, "states": {
                 s: simulator_state(s) for s in config.states} | {"rest": REST_SIMULATOR_STATE}}
-            source = LSLSource(name, type="EEG", timeout=args.timeout).open()
+            source = LSLSource(name, type="EEG", timeout=args.timeout, units=args.units).open()
         else:
             source = LSLSource(args.stream, type=args.stream_type or
-                               (None if args.stream else "EEG"), timeout=args.timeout).open()
+                               (None if args.stream else "EEG"), timeout=args.timeout,
+                               units=args.units).open()
         recorder = CalibrationRecorder(record, source.meta, about=about)
         meters = None
         if viewer is not None:

@@ -48,6 +48,7 @@ import torch
 
 from conditioning.motion import MotionConfig
 from conditioning.player import PlayerConfig
+from eeg.io import UNITS_CHOICES
 from eeg.synthetic import list_states
 from live.engine import Engine, EngineConfig
 from neuropaint.device import resolve_device
@@ -281,6 +282,10 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--type", dest="stream_type", help="LSL stream type (e.g. EEG)")
     src.add_argument("--source-id", help="LSL source_id of the headset")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to find the stream")
+    src.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                     help="the headset's EEG unit: auto trusts the stream's metadata unless "
+                          "its amplitudes cannot be EEG in that unit (then rescales, saying "
+                          "so); V, uV or mV overrides the metadata")
     src.add_argument("--sim-channels", type=int, default=32, help="simulator: channels")
     src.add_argument("--sim-rate", type=float, default=256.0, help="simulator: rate in Hz")
     src.add_argument("--sim-chunk", type=int, default=16, help="simulator: samples per chunk")
@@ -396,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 started = simulator.line.removeprefix("live.simulate: ")
                 print(f"live.render: {started}", flush=True)
                 simulated = SimulatedState(name, initial=list_states()[0])
-                source = LSLSource(name, type="EEG", timeout=args.timeout).open()
+                source = LSLSource(name, type="EEG", timeout=args.timeout,
+                                   units=args.units).open()
                 if keyboard:
                     threading.Thread(target=_keyboard, args=(simulator, stop), daemon=True,
                                      name="render-keyboard").start()
@@ -406,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 source = LSLSource(args.stream, type=args.stream_type or
                                    (None if args.stream or args.source_id else "EEG"),
-                                   source_id=args.source_id, timeout=args.timeout).open()
+                                   source_id=args.source_id, timeout=args.timeout,
+                                   units=args.units).open()
                 if args.stream:  # a live.simulate in another terminal has a marker stream
                     simulated = SimulatedState(args.stream, timeout=0.7)
             if args.record:

@@ -105,6 +105,7 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
          "give --profile or --encoder, not both"),
         (["--encoder", str(enc), "--generator", str(gen), "--hold", "1", "--no-serve"],
          "--hold plays a profile's states"),
+        (["--units", "kV", "--no-serve"], "invalid choice: 'kV'"),
         (["--encoder", str(enc), "--generator", str(gen), "--frames-every", "2", "--no-serve"],
          "--frames-every and --frames-max need --frames FOLDER"),
     ]
@@ -119,9 +120,11 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
 
 def test_the_demo_runs_with_the_bundled_model_and_a_simulated_headset():
     """``python -m live.render`` as the README runs it (with a duration, to end by itself)."""
+    # --units uV states what the simulator streams (LSL's convention): the signal stays ok.
     proc = subprocess.run([sys.executable, "-m", "live.render", "--duration", "14",
                            "--calibration", "3", "--status-every", "2", "--serve",
-                           "127.0.0.1:0"], capture_output=True, text=True, timeout=240)
+                           "127.0.0.1:0", "--units", "uV"], capture_output=True, text=True,
+                          timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     out = proc.stdout
