@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import math
 import os
 import re
 import warnings
@@ -745,8 +746,25 @@ def volts_per_unit(unit: str) -> float | None:
     return LSL_UNIT_SCALE.get(unit.strip().casefold().replace("µ", "u").replace("μ", "u"))
 
 
-def _xdf_channels(stream: _XdfStream, path: Path) -> tuple[list[str], list[float], list[str]]:
-    """Labels, scale factors to volts and MNE types of a stream's channels, from its desc."""
+def _xdf_location(entry: dict) -> list[float] | None:
+    """A channel's ``location`` (X, Y, Z in millimetres, MNE's head frame as neuropaint's
+    streams write it) in metres; None when missing, not numeric or all zero."""
+    location = _first(entry, "location")
+    if not isinstance(location, dict):
+        return None
+    try:
+        pos = [float(_first(location, axis)) * 1e-3 for axis in ("X", "Y", "Z")]
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in pos) or not any(pos):
+        return None
+    return pos
+
+
+def _xdf_channels(stream: _XdfStream, path: Path
+                  ) -> tuple[list[str], list[float], list[str], list[list[float] | None]]:
+    """Labels, scale factors to volts, MNE types and positions (metres, None: unknown) of a
+    stream's channels, from its desc."""
     n_channels = stream.n_channels
     entries: list[dict] = []
     desc = _first(stream.info, "desc")
@@ -792,7 +810,7 @@ def _xdf_channels(stream: _XdfStream, path: Path) -> tuple[list[str], list[float
             RecordingWarning,
             stacklevel=5,
         )
-    return unique_names(labels), scales, types
+    return unique_names(labels), scales, types, [_xdf_location(e) for e in entries]
 
 
 def unique_names(labels: list[str]) -> list[str]:
@@ -820,7 +838,7 @@ def _xdf_stream_to_raw(
     annotations for the stretches with no samples (filled by linear interpolation).
     """
     sfreq = float(stream.sfreq)
-    names, scales, types = _xdf_channels(stream, path)
+    names, scales, types, positions = _xdf_channels(stream, path)
     values = np.asarray(stream.time_series, dtype=float)  # (n_samples, n_channels)
     stamps = stream.time_stamps
     if np.any(np.diff(stamps) < 0):
@@ -860,6 +878,11 @@ def _xdf_stream_to_raw(
     # The stream's stated units, as MNE's own readers keep them: read_raw(units=...) needs them.
     unit_names = {1.0: "V", 1e-3: "mV", 1e-6: "uV", 1e-9: "nV"}
     raw._orig_units = {n: unit_names.get(s, "V") for n, s in zip(names, scales, strict=True)}
+    placed = {n: p for n, p, t in zip(names, positions, types, strict=True)
+              if p is not None and t == "eeg"}
+    if placed:  # the LSL channels/channel/location convention, as live.simulate writes it
+        montage = mne.channels.make_dig_montage(ch_pos=placed, coord_frame="head")
+        raw.set_montage(montage, on_missing="ignore", verbose=verbose)
     return raw, float(start), gaps
 
 

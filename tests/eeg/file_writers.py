@@ -51,6 +51,7 @@ class XdfStream:
     channel_labels: list[str] | None = None  # desc/channels/channel/label; None: no desc.
     channel_units: list[str] | None = None  # desc/channels/channel/unit.
     channel_types: list[str] | None = None  # desc/channels/channel/type.
+    channel_locations: list[tuple[float, float, float]] | None = None  # .../location X Y Z, mm
     # (collection time on this stream's clock, offset to the recorder's clock), in seconds.
     clock_offsets: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     chunk_size: int = 32  # Samples per Samples chunk.
@@ -103,6 +104,10 @@ def _stream_header(stream: XdfStream, stream_id: int) -> str:
                 inner += _xml_element("unit", stream.channel_units[i])
             if stream.channel_types is not None:
                 inner += _xml_element("type", stream.channel_types[i])
+            if stream.channel_locations is not None:
+                inner += "<location>" + "".join(
+                    _xml_element(axis, f"{value:.4f}") for axis, value in
+                    zip("XYZ", stream.channel_locations[i], strict=True)) + "</location>"
             parts.append(f"<channel>{inner}</channel>")
         channels = "<channels>" + "".join(parts) + "</channels>"
     desc = f"<desc>{channels}</desc>" if channels else "<desc />"

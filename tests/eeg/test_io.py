@@ -431,3 +431,33 @@ def test_no_eeg_channels(tmp_path):
     with pytest.raises(NeuropaintError, match=r"has no EEG channels \(found: STI 014 \(stim\), "
                        r"MISC 001 \(misc\)\)"):
         read_raw(path)
+
+
+def test_xdf_channel_locations_place_unlabelled_channels(tmp_path):
+    """An XDF stream whose channels are called 'EEG 001'... but carry the LSL
+    channels/channel/location elements (mm, as live.simulate writes them) reads back with
+    those positions, so the feature layout places every channel in a region."""
+    import warnings
+
+    from eeg.features import FeatureSpec, FeatureUnfitWarning
+    from eeg.online import OnlineProcessor
+
+    template = mne.channels.make_standard_montage("standard_1020").get_positions()["ch_pos"]
+    labels = [f"EEG {i + 1:03d}" for i in range(len(CH_NAMES))]
+    locations = [tuple(float(v) * 1000.0 for v in template[name]) for name in CH_NAMES]
+    stream = XdfStream(
+        name="Headset", type="EEG", channel_format="float32", nominal_srate=SFREQ,
+        time_stamps=XDF_START + np.arange(N_TIMES) / SFREQ, time_series=(make_data() * 1e6).T,
+        channel_labels=labels, channel_units=["microvolts"] * 8, channel_types=["EEG"] * 8,
+        channel_locations=locations)
+    raw = read_raw(write_xdf(tmp_path / "placed.xdf", [stream]), verbose="error")
+    positions = raw.get_montage().get_positions()["ch_pos"]
+    assert raw.ch_names == labels
+    for label, name in zip(labels, CH_NAMES, strict=True):
+        np.testing.assert_allclose(positions[label], template[name], atol=1e-6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FeatureUnfitWarning)
+        placed = OnlineProcessor(FeatureSpec(), SFREQ, raw.ch_names, info=raw.info)
+        by_label = OnlineProcessor(FeatureSpec(), SFREQ, CH_NAMES)
+    assert not [w for w in caught if "placed neither" in str(w.message)]
+    assert placed.names == by_label.names  # the same regions as the labelled channels give
