@@ -37,8 +37,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conditioning.calibrate import calibrate
-from conditioning.metrics import fit_test_probe, image_features, linear_probe, settled_mask
+from conditioning.calibrate import calibrate, state_spans, window_labels
+from conditioning.metrics import (
+    fit_test_probe,
+    image_features,
+    label_blocks,
+    linear_probe,
+    settled_mask,
+)
 from conditioning.render import session_latents, synthesize
 from eeg.synthetic import make_raw
 from gan.checkpoint import load_generator
@@ -145,8 +151,6 @@ def cost(args, G, gen_path) -> dict:
     out = {}
     for label, mapping in (("profile", profile), ("encoder", encoder)):
         follower = LatentFollower(mapping, names, calibration_s=0.0)
-        if label == "encoder":
-            follower = LatentFollower(mapping, names, calibration_s=0.0)
         times = []
         for i, row in enumerate(rows):
             follower.push(FeatureFrame(row[None], names, np.array([i / 15.0]), np.array([True])))
@@ -167,19 +171,6 @@ REAL_CASES = {
     "biosig_mi_left_right": {"load": {}, "split_blocks": 20, "window": 2.0},
     "aeon_eyes_open_closed": {"load": {"block_s": 30.0}, "split_blocks": 8, "window": 2.0},
 }
-
-
-def _frame_labels(raw, times: np.ndarray, window: float, **label_options) -> list[str]:
-    """The state of each frame whose whole feature window lies inside a state span."""
-    from eeg.labels import state_annotations
-
-    spans = state_annotations(raw, **label_options)
-    labels = [""] * len(times)
-    for onset, duration, state in zip(spans.onset, spans.duration, spans.description,
-                                      strict=True):
-        for i in np.flatnonzero((times >= onset + window) & (times <= onset + duration)):
-            labels[i] = str(state)
-    return labels
 
 
 def _probe(train_x, train_y, test_x, test_y) -> float:
@@ -213,7 +204,8 @@ def real_case(name: str, args, G, gen_path) -> dict:
     parts = {}
     for part, part_raw in (("calibration", calib), ("performance", perform)):
         lat = session_latents(copy.deepcopy(profile), part_raw, fps=FPS)
-        labels = _frame_labels(part_raw, lat.times, spec.window, **options)
+        labels = window_labels(lat.times, state_spans(
+            part_raw, state_annotations(part_raw, **options)), spec.window)
         keep = np.array([bool(lab) and np.isfinite(lat.features[i]).all()
                          for i, lab in enumerate(labels)])
         frames = synthesize(G, lat.ws[keep])
@@ -229,8 +221,7 @@ def real_case(name: str, args, G, gen_path) -> dict:
     c = np.array(perf["committed"])
     committed = float(np.mean([np.mean(c[y == s] == s) for s in states if np.any(y == s)]))
     # Chance: the features' probe with the calibration blocks' labels permuted.
-    blocks = np.cumsum([0] + [int(a != b) for a, b in zip(cal["labels"][1:], cal["labels"][:-1],
-                                                             strict=True)])
+    blocks = label_blocks(cal["labels"], np.zeros(len(cal["labels"])))
     block_label = {b: cal["labels"][int(np.flatnonzero(blocks == b)[0])] for b in set(blocks)}
     rng = np.random.default_rng(args.seed)
     chance = []

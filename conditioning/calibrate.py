@@ -43,7 +43,7 @@ from conditioning.profile import (
     control_weights,
     parse_controls,
 )
-from conditioning.render import _check_raw, stream_features
+from conditioning.render import as_raw, stream_features
 from conditioning.statemodel import (
     StateAccuracy,
     check_training_rows,
@@ -58,7 +58,8 @@ from neuropaint.validate import NeuropaintError, build_config, check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CalibrationReport", "LabelledRows", "calibrate", "labelled_rows", "main"]
+__all__ = ["CalibrationReport", "LabelledRows", "calibrate", "labelled_rows", "main",
+           "window_labels"]
 
 CHUNK_S = 1.0 / 16  # Samples reach the processor in chunks this long, as a live stream's do.
 CONTROL_RANGE = (5.0, 95.0)  # Percentiles of the calibration that map to 0 and 1.
@@ -87,7 +88,8 @@ class LabelledRows:
     block_seconds: list[float] = field(default_factory=list)  # length of every state span
 
 
-def _spans(raw: mne.io.BaseRaw, annotations: mne.Annotations) -> list[tuple[float, float, str]]:
+def state_spans(raw: mne.io.BaseRaw, annotations: mne.Annotations
+                ) -> list[tuple[float, float, str]]:
     """(start, stop, state) in seconds from the first sample."""
     if len(annotations) == 0:
         return []
@@ -96,6 +98,19 @@ def _spans(raw: mne.io.BaseRaw, annotations: mne.Annotations) -> list[tuple[floa
                                origin=annotations.orig_time) / sfreq
     return [(float(o), float(o + d), str(s)) for o, d, s in
             zip(onsets, annotations.duration, annotations.description, strict=True)]
+
+
+def window_labels(times: np.ndarray, spans: Sequence[tuple[float, float, str]],
+                  window: float) -> list[str]:
+    """The state of each time whose whole feature window (``window`` seconds ending at it)
+    lies inside a span, else ``""``: the rows a calibration learns from, and the frames a
+    benchmark scores."""
+    times = np.asarray(times, dtype=np.float64)
+    labels = [""] * len(times)
+    for start, stop, state in spans:
+        for i in np.flatnonzero((times >= start + window - 1e-9) & (times <= stop + 1e-9)):
+            labels[i] = state
+    return labels
 
 
 def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[str] | None = None,
@@ -113,8 +128,8 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     names: list[str] | None = None
     block = 0
     for recording in recordings:
-        raw = _check_raw(recording, units=units)
-        spans = _spans(raw, state_annotations(raw, events=events, event_window=event_window,
+        raw = as_raw(recording, units=units)
+        spans = state_spans(raw, state_annotations(raw, events=events, event_window=event_window,
                                               states=states))
         duration = raw.n_times / raw.info["sfreq"]
         chunks = np.arange(CHUNK_S, duration + CHUNK_S, CHUNK_S)
@@ -126,10 +141,11 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
                                   f"(other channels?): calibrate from one headset's recordings.")
         times = np.asarray(rows.times)
         valid = np.asarray(rows.valid, dtype=bool) & np.isfinite(rows.values).all(axis=1)
+        in_span = np.array(window_labels(times, spans, spec.window), dtype=object)
         for start, stop, state in spans:
             seconds.append(stop - start)
             # A row counts when its whole window lies inside the span.
-            inside = (times >= start + spec.window - 1e-9) & (times <= stop + 1e-9)
+            inside = (in_span == state) & (times >= start) & (times <= stop + 1e-9)
             skipped[state] = skipped.get(state, 0) + int((inside & ~valid).sum())
             take = inside & valid
             if take.any():

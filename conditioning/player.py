@@ -99,10 +99,6 @@ class StatePlayer:
         self._candidate_since = math.nan
         self._last_time = math.nan
 
-    def reset(self) -> None:
-        """Forget everything (a new session)."""
-        self.__init__(self.targets, self.directions, self.states, self.controls, self.config)
-
     def push(self, posteriors: np.ndarray, controls: np.ndarray, time: float) -> None:
         """One clean row's posteriors ``[K]`` and controls ``[C]`` (0..1), at EEG ``time``."""
         posteriors = np.asarray(posteriors, dtype=np.float64)

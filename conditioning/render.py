@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FORMATS",
     "SessionLatents",
+    "as_raw",
     "check_encoder",
     "follow_rows",
     "main",
@@ -347,7 +348,7 @@ def follow_rows(
                 "instrument": instrument if follower.player is not None else None}
 
 
-def _check_raw(raw, units: str = "auto") -> mne.io.BaseRaw:
+def as_raw(raw, units: str = "auto") -> mne.io.BaseRaw:
     if isinstance(raw, str | Path):
         return read_raw(raw, units=units, verbose="error")
     if not isinstance(raw, mne.io.BaseRaw):
@@ -381,7 +382,7 @@ def session_latents(
     annotations (``events``, ``event_window``, ``states`` of :func:`eeg.labels.labels_at`).
     """
     check_encoder(encoder)
-    raw = _check_raw(raw)
+    raw = as_raw(raw)
     fps = check_positive(fps, "fps")
     motion = motion or MotionConfig(tau=check_positive(tau, "tau"))
     duration = raw.n_times / raw.info["sfreq"]
