@@ -1,7 +1,8 @@
 """``python -m gan.train``: train a StyleGAN2-ADA (or the seeds' DCGAN) on a tile store.
 
 The loop reads top to bottom as small functions: build the networks, one generator step,
-one discriminator step, the lazy regularisers, the EMA, the ADA update, a snapshot. It
+one discriminator step, the lazy regularisers, the EMA, the ADA update, a snapshot (the
+tick/snapshot loop around them is :mod:`gan.loop`, which ``gan.upscale train`` shares). It
 follows StyleGAN2-ADA (Karras et al. 2020): Adam with lazy-regularisation-corrected
 hyper-parameters, R1 every 16 steps, path length every 4, generator EMA with a half-life in
 kimg, and the augmentation probability adapted every 4 steps from sign(D(real)).
@@ -89,9 +90,10 @@ from gan.checkpoint import (
     resolve_snapshot,
     save_snapshot,
 )
+from gan.loop import Tick, TickLoop, has_snapshot, restore_rng, rng_state, trim_log
 from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
 from gan.presets import Preset, get_preset
-from neuropaint.atomic import append_json_line, atomic_path, trim_json_lines
+from neuropaint.atomic import append_json_line, atomic_path
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
 from neuropaint.validate import NeuropaintError, build_config
@@ -714,73 +716,40 @@ class Trainer:
         Returns the last snapshot folder. After a requested stop, ``self.interrupted`` says
         where it stopped, which snapshot holds it and how long writing it took.
         """
-        cfg, c = self.cfg, self.counters
+        cfg = self.cfg
         total = int(cfg.kimg * 1000)
-        started = time.monotonic()
-        last_snapshot_time = started
-        tick_start, tick_nimg = time.monotonic(), c.nimg
-        next_tick = (c.nimg // int(cfg.tick_kimg * 1000) + 1) * int(cfg.tick_kimg * 1000)
-        snap_every = max(1, int(cfg.snapshot_kimg * 1000))
-        next_snapshot = (c.nimg // snap_every + 1) * snap_every
         bar = None
         if progress and self.dist.main:
             from tqdm import tqdm
 
-            bar = tqdm(total=total / 1000, initial=c.nimg / 1000, unit="kimg",
+            bar = tqdm(total=total / 1000, initial=self.counters.nimg / 1000, unit="kimg",
                        bar_format="{l_bar}{bar}| {n:.2f}/{total:g} kimg [{elapsed}<"
                        "{remaining}] {postfix}")
-        last_snapshot = None
-        tick_losses: list[dict] = []
-        try:
-            while c.nimg < total:
-                stats = self.train_step()
-                tick_losses.append(stats)
-                if bar is not None:
-                    bar.update(min(c.nimg, total) / 1000 - bar.n)  # the last batch may overshoot
-                timed_out = (cfg.max_minutes is not None
-                             and time.monotonic() - started > cfg.max_minutes * 60)
-                interrupted, timed_out = self._should_stop(timed_out)
-                stopping = timed_out or interrupted
-                if c.nimg >= next_tick or c.nimg >= total or stopping:
-                    line = self.tick_line(tick_losses, tick_start, tick_nimg)
-                    tick_losses, tick_start, tick_nimg = [], time.monotonic(), c.nimg
-                    next_tick += int(cfg.tick_kimg * 1000)
-                    if bar is not None:
-                        bar.set_postfix_str(
-                            f"{line['kimg_per_s']:.3f} kimg/s G {line.get('loss_g', 0):.2f} "
-                            f"D {line.get('loss_d', 0):.2f} p {line['aug_p']:.3f} "
-                            f"rt {line['ada_rt'] if line['ada_rt'] is not None else '-'}")
-                due = (cfg.snapshot_minutes is not None
-                       and time.monotonic() - last_snapshot_time >= cfg.snapshot_minutes * 60)
-                if c.nimg >= next_snapshot or c.nimg >= total or stopping or due:
-                    snap_start = time.monotonic()
-                    last_snapshot = self.snapshot()
-                    last_snapshot_time = time.monotonic()
-                    while next_snapshot <= c.nimg:
-                        next_snapshot += snap_every
-                    if interrupted:
-                        self.interrupted = {"kimg": c.nimg / 1000, "snapshot": last_snapshot,
-                                            "seconds": time.monotonic() - snap_start}
-                        break
-                if timed_out:
-                    logger.info("stopping after %.1f minutes (--max-minutes)", cfg.max_minutes)
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        return last_snapshot
+        loop = TickLoop(position=lambda: self.counters.nimg, total=total,
+                        tick_every=int(cfg.tick_kimg * 1000),
+                        snapshot_every=int(cfg.snapshot_kimg * 1000),
+                        max_minutes=cfg.max_minutes, snapshot_minutes=cfg.snapshot_minutes,
+                        should_stop=self._should_stop)
+        end = loop.run(self, bar, bar_scale=1000)
+        if end.interrupted:
+            self.interrupted = {"kimg": self.counters.nimg / 1000, "snapshot": end.snapshot,
+                                "seconds": end.snapshot_seconds}
+        return end.snapshot
 
-    def tick_line(self, losses: list[dict], tick_start: float, tick_nimg: int) -> dict:
+    def postfix(self, line: dict) -> str:
+        return (f"{line['kimg_per_s']:.3f} kimg/s G {line.get('loss_g', 0):.2f} "
+                f"D {line.get('loss_d', 0):.2f} p {line['aug_p']:.3f} "
+                f"rt {line['ada_rt'] if line['ada_rt'] is not None else '-'}")
+
+    def tick_line(self, tick: Tick) -> dict:
         """Average the tick's stats, append them to stats.jsonl (rank 0)."""
         c = self.counters
-        keys = sorted({k for s in losses for k in s})
-        line = {k: float(np.mean([s[k] for s in losses if k in s])) for k in keys}
-        seconds = max(time.monotonic() - tick_start, 1e-9)
+        line = tick.mean()
         line.update({
             "kimg": c.nimg / 1000,
             "step": c.step,
-            "kimg_per_s": (c.nimg - tick_nimg) / 1000 / seconds,
-            "sec_per_step": seconds / max(len(losses), 1),
+            "kimg_per_s": (c.nimg - tick.start) / 1000 / tick.seconds(),
+            "sec_per_step": tick.sec_per_step(),
         })
         for critic in self.critics:
             ada, suffix = critic.ada, stat_suffix(critic.name)
@@ -804,10 +773,8 @@ class Trainer:
             "D_opt": self.D_opt.state_dict(),
             "ada": self.ada.state_dict() if self.ada is not None else {},
             "pl_mean": self.loss.pl_mean.detach().cpu(),
-            "torch_rng": torch.get_rng_state(),
+            **rng_state(self.device),
             "data_rng": self.data.generator.get_state(),
-            "cuda_rng": (torch.cuda.get_rng_state(self.device)
-                         if self.device.type == "cuda" else torch.zeros(0, dtype=torch.uint8)),
             "critics": {k.name: {"opt": k.opt.state_dict(),
                                  "ada": k.ada.state_dict() if k.ada is not None else {},
                                  "data_rng": k.data.generator.get_state()}
@@ -891,8 +858,7 @@ class Trainer:
         Returns False when ``source`` is 'auto' and the run has nothing to resume.
         """
         if source == "auto":
-            if not (self.run_dir / "latest").exists() and not (self.run_dir / "snapshots"
-                                                                ).exists():
+            if not has_snapshot(self.run_dir):
                 if (self.run_dir / "stats.jsonl").exists():
                     # A run that stopped before its first snapshot: say so, loudly.
                     logger.warning("--resume auto: %s has no snapshot to resume (its earlier "
@@ -950,9 +916,7 @@ class Trainer:
         self.counters = Counters(step=int(state["step"]), nimg=int(state["nimg"]),
                                  collapse_run=int(state["collapse_run"]),
                                  collapse_reported=bool(state["collapse_reported"]))
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state["cuda_rng"].numel():
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        restore_rng(state, self.device)
         if self.dist.world > 1:
             # Each process continues its own random stream from the shared state.
             torch.manual_seed(self.cfg.seed * 1000 + self.dist.rank + self.counters.step)
@@ -1001,13 +965,9 @@ class Trainer:
         """
         if not self.dist.main:
             return
-        for name in ("stats.jsonl", "metrics.jsonl"):
-            kept, dropped = trim_json_lines(self.run_dir / name, "kimg", nimg / 1000)
-            if dropped:
-                logger.info("%s: dropped %d lines written after kimg %.3f", name, dropped,
-                            nimg / 1000)
-            if name == "stats.jsonl":
-                self.history = kept
+        where = f"kimg {nimg / 1000:.3f}"
+        trim_log(self.run_dir / "metrics.jsonl", "kimg", nimg / 1000, where)
+        self.history = trim_log(self.run_dir / "stats.jsonl", "kimg", nimg / 1000, where)
 
 
 @torch.no_grad()
