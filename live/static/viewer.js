@@ -3,6 +3,9 @@
 // (status.instrument, /targets/<i>.jpg); a guided calibration's instruction (status.instruction).
 // Reconnects by itself when the server goes away and comes back (a new "boot" id, or a poll
 // that works again after failing). No dependencies: it must run on a machine with no network.
+// /?clean=1 (body class "clean", set by the server): the painting alone, for OBS or a projector.
+// /?token=...: a network viewer's token, passed on in the page's own requests (the server also
+// sets an HttpOnly cookie, which covers the style sheet and this script).
 "use strict";
 
 (() => {
@@ -12,6 +15,7 @@
   const STALE_MS = 2000;     // No new frame for this long: say so.
   const BANDS = ["delta", "theta", "alpha", "beta", "gamma"];
   const FIXATION_STATES = new Set(["eyes_open"]);  // A dot to look at, even if not asked for.
+  const TOKEN = new URLSearchParams(window.location.search).get("token");
 
   const $ = (id) => document.getElementById(id);
   const body = document.body;
@@ -23,15 +27,23 @@
   let connects = 0;
   let retryTimer = null;
 
+  // A URL of this server with the token, if the page was opened with one.
+  const withToken = (url) => (TOKEN === null ? url :
+    `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(TOKEN)}`);
+
   // --- the stream ---------------------------------------------------------------------------
 
   function connectStream() {
     clearTimeout(retryTimer);
     connects += 1;
-    img.src = `/stream.mjpg?connect=${connects}`;  // A new URL forces a new request.
+    // ahead=1: each frame is followed at once by the next part's headers, so that the browser
+    // shows it at once. A new URL forces a new request.
+    img.src = withToken(`/stream.mjpg?ahead=1&connect=${connects}`);
   }
 
+  img.addEventListener("load", () => body.classList.add("streaming"));
   img.addEventListener("error", () => {
+    body.classList.remove("streaming");  // Clean mode: black, not a broken-image icon.
     clearTimeout(retryTimer);
     retryTimer = setTimeout(connectStream, RETRY_MS);
   });
@@ -98,7 +110,7 @@
       card.className = "target";
       const thumb = document.createElement("img");
       thumb.alt = `target painting of ${name}`;
-      thumb.src = `/targets/${i}.jpg?v=${version}`;
+      thumb.src = withToken(`/targets/${i}.jpg?v=${version}`);
       const caption = document.createElement("figcaption");
       caption.textContent = name.replace(/_/g, " ");
       card.append(thumb, caption);
@@ -185,8 +197,29 @@
     $("state").textContent = typeof status.state === "string" ? status.state : "";
 
     $("frame").textContent = num(status.frame) === null ? "" : `frame ${status.frame}`;
-    const size = Array.isArray(status.size) && status.size.length === 2 ? status.size : null;
-    $("size").textContent = size ? `· ${size[1]}×${size[0]} px` : "";
+    $("size").textContent = sizeTruth(status);
+  }
+
+  // The size truth: the painting as painted (status.size, [H, W]) and as the browser shows it,
+  // in device pixels, so that nobody takes a browser-enlarged 256 px painting for a 1080p one.
+  const pixels = ([w, h]) => (w === h ? `${w} px` : `${w}×${h} px`);
+  function sizeTruth(status) {
+    const size = Array.isArray(status.size) && status.size.length === 2 &&
+      num(status.size[0]) !== null && num(status.size[1]) !== null ? status.size : null;
+    const natural = [img.naturalWidth, img.naturalHeight];
+    const painted = size ? [size[1], size[0]] : (natural[0] > 0 ? natural : null);  // [W, H]
+    if (painted === null || !(painted[0] > 0)) return "";
+    const box = img.getBoundingClientRect();
+    if (!(natural[0] > 0 && natural[1] > 0 && box.width > 0 && box.height > 0)) {
+      return `painted ${pixels(painted)}`;
+    }
+    // object-fit: contain, so one factor for both sides.
+    const fit = Math.min(box.width / natural[0], box.height / natural[1]) * (window.devicePixelRatio || 1);
+    const shown = natural.map((side) => Math.round(side * fit));
+    const scale = shown[0] / painted[0];
+    const note = Math.abs(scale - 1) <= 0.02 ? "pixel for pixel" :
+      `browser-scaled ×${scale >= 1 ? scale.toFixed(1) : scale.toFixed(2)}`;
+    return `painted ${pixels(painted)}, shown ${pixels(shown)} (${note})`;
   }
 
   function showOffline() {
@@ -196,7 +229,7 @@
 
   async function poll() {
     try {
-      const response = await fetch("/status.json", {cache: "no-store"});
+      const response = await fetch(withToken("/status.json"), {cache: "no-store"});
       if (!response.ok) throw new Error(`status ${response.status}`);
       const data = await response.json();
       const viewer = data.viewer || {};

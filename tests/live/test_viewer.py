@@ -96,39 +96,60 @@ class _Publisher:
 
 
 class _MjpegReader:
-    """A stream client that splits multipart/x-mixed-replace parts at the boundary itself."""
+    """A stream client that reads multipart/x-mixed-replace parts itself: by Content-Length
+    (the plain form, whose part headers name the frame), or, with ``ahead=True`` (the page's
+    form, whose part headers go out before their frame), by splitting at the boundary."""
 
-    def __init__(self, viewer: Viewer) -> None:
+    def __init__(self, viewer: Viewer, *, ahead: bool = False, query: str = "") -> None:
+        self.ahead = ahead
         self.sock = socket.create_connection(("127.0.0.1", _port(viewer)), timeout=10)
-        self.sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: viewer\r\n\r\n")
+        target = "/stream.mjpg" + ("?ahead=1" if ahead else "") + query
+        self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         self._buffer = b""
         status, *lines = self._until(b"\r\n\r\n").decode().split("\r\n")
         assert status.startswith("HTTP/1.1 200"), status
         self.headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
-        boundary = self.headers["content-type"].split("boundary=")[1].encode()
-        assert self._until(b"\r\n") == b"--" + boundary
-        self._delimiter = b"\r\n--" + boundary + b"\r\n"
-        self._part_headers()
+        self.boundary = self.headers["content-type"].split("boundary=")[1].encode()
+        self._delimiter = b"\r\n--" + self.boundary + b"\r\n"
+        self.part: dict[str, str] = {}  # The headers of the last part read.
+        if ahead:
+            assert self._until(b"\r\n") == b"--" + self.boundary
+            self._part_headers()
 
     def _until(self, marker: bytes) -> bytes:
         while marker not in self._buffer:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise EOFError("the stream ended")
-            self._buffer += chunk
+            self._fill()
         before, self._buffer = self._buffer.split(marker, 1)
         return before
 
+    def _fill(self) -> None:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise EOFError("the stream ended")
+        self._buffer += chunk
+
     def _part_headers(self) -> None:
-        assert self._until(b"\r\n\r\n").lower() == b"content-type: image/jpeg"
+        lines = self._until(b"\r\n\r\n").decode().split("\r\n")
+        self.part = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+        assert self.part["content-type"] == "image/jpeg", self.part
 
     def frame(self) -> tuple[int, bytes]:
         """The next part: (sequence number from the JPEG comment, JPEG bytes)."""
-        jpeg = self._until(self._delimiter)
-        self._part_headers()
+        if self.ahead:
+            jpeg = self._until(self._delimiter)
+            self._part_headers()
+        else:
+            assert self._until(b"\r\n") == b"--" + self.boundary
+            self._part_headers()
+            size = int(self.part["content-length"])
+            while len(self._buffer) < size + 2:
+                self._fill()
+            jpeg, end, self._buffer = (self._buffer[:size], self._buffer[size:size + 2],
+                                       self._buffer[size + 2:])
+            assert end == b"\r\n"
         comment = Image.open(io.BytesIO(jpeg)).info["comment"].decode()
         assert comment.startswith("neuropaint frame ")
-        return int(comment.split()[-1]), jpeg
+        return int(comment.split()[2]), jpeg
 
     def close(self, *, reset: bool = False) -> None:
         if reset:  # Close with a TCP reset, as a crashed browser would.
@@ -241,7 +262,8 @@ def test_loopback_is_quiet_and_the_network_gets_a_warning(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     with Viewer("0.0.0.0", 0) as viewer:
         assert viewer.url.startswith("http://127.0.0.1:")  # Where a local browser finds it.
-        assert _request(viewer, "/")[0] == 200
+        assert viewer.url.endswith(f"/?token={viewer.token}")  # Works as printed.
+        assert _request(viewer, f"/?token={viewer.token}")[0] == 200
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "visible on the network" in warnings[0]
 
@@ -466,7 +488,7 @@ def test_too_many_stream_clients_get_503():
         readers = [_MjpegReader(viewer) for _ in range(2)]
         _wait_for(lambda: viewer.clients == 2, 5, "2 stream clients")
         status, _, body = _request(viewer, "/stream.mjpg")
-        assert status == 503 and b"at most 2 streams at once" in body
+        assert status == 503 and b"at most 2 connections at once" in body
         readers[0].close()
         _wait_for(lambda: viewer.clients == 1, 5, "the closed client to be dropped")
         extra = _MjpegReader(viewer)
@@ -484,7 +506,7 @@ def test_a_stalled_client_blocks_neither_publish_nor_other_clients(quiet_log):
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(("127.0.0.1", _port(viewer)))
-    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: viewer\r\n\r\n")
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     reader = _MjpegReader(viewer)
     _wait_for(lambda: viewer.clients == 2, 5, "2 stream clients")
     received: list[tuple[int, int]] = []
