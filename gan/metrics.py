@@ -721,6 +721,21 @@ def _features(inception: InceptionFeatures, images: torch.Tensor,
                       for b in range(0, len(images), batch_size)])
 
 
+def _disjoint_real_sets(tile_source: Any, num_images: int,
+                        seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint sets of ``num_images`` tile indices, drawn without replacement."""
+    if not (hasattr(tile_source, "gather") and hasattr(tile_source, "__len__")):
+        raise NeuropaintError("the floor needs a tile store (len() and gather()), got "
+                              f"{type(tile_source).__name__}.")
+    count = len(tile_source)
+    if count < 2 * num_images:
+        raise NeuropaintError(
+            f"the floor needs two disjoint sets of {num_images} tiles ({2 * num_images}), but "
+            f"the store holds {count}: pass --num {count // 2} or less, or build more tiles.")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed + 4))
+    return order[:num_images], order[num_images : 2 * num_images]
+
+
 def evaluate(
     generator: torch.nn.Module,
     tile_source: Any,
@@ -730,6 +745,7 @@ def evaluate(
     truncation_psi: float = 1.0,
     seed: int = 0,
     inception: InceptionFeatures | str | os.PathLike | None = None,
+    floor: bool = False,
 ) -> dict[str, Any]:
     """Measure a generator against real tiles: SWD, and FID/KID with an Inception network.
 
@@ -753,13 +769,22 @@ def evaluate(
         RNG while the generator runs (StyleGAN2's per-layer noise).
     inception : InceptionFeatures, path-like or None
         A feature network (or a path for :func:`load_inception`); None skips FID and KID.
+    floor : bool
+        Also measure the floor: the same distances between two disjoint sets of
+        ``num_images`` real tiles (drawn without replacement; the generator is compared with
+        the first). No generator can be told from its training set by less than two samples
+        of that set are told from each other, so ``swd / swd_floor`` per level says how far
+        a generator is from its data in units the data itself sets. Needs
+        ``2 * num_images`` tiles; ``tile_source`` must have ``len()`` and ``gather()``.
 
     Returns
     -------
     dict
         ``swd``, ``swd_levels``, ``swd_resolutions`` (see :func:`sliced_wasserstein`),
         ``fid``, ``kid``, ``kid_std`` (None without an Inception network), ``num_images``,
-        ``resolution``, ``seconds``.
+        ``resolution``, ``seconds``; with ``floor``, also ``swd_floor``,
+        ``swd_floor_levels``, ``swd_ratio`` (the generator's mean over levels / the floor's),
+        ``swd_ratio_levels``, ``swd_ratio_max`` and, with Inception, ``fid_floor``.
 
     Notes
     -----
@@ -778,6 +803,7 @@ def evaluate(
                               f"c_dim={generator.c_dim}.")
     if isinstance(inception, str | os.PathLike):
         inception = load_inception(inception)
+    real_sets = _disjoint_real_sets(tile_source, num_images, seed) if floor else None
     start = time.perf_counter()
     param = next(generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -785,7 +811,8 @@ def evaluate(
     real_gen = torch.Generator().manual_seed(seed + 1)
     patch_gen = torch.Generator().manual_seed(seed + 2)
     desc: dict[str, _Descriptors] = {}
-    feats: dict[str, list[torch.Tensor]] = {"real": [], "fake": []}
+    names = ("real", "fake", "real2") if floor else ("real", "fake")
+    feats: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     resolution = 0
     num_levels = 0
     was_training = generator.training
@@ -798,7 +825,14 @@ def evaluate(
                 n = min(EVAL_BLOCK, num_images - begin)
                 z = torch.randn(n, generator.z_dim, generator=z_gen)
                 fake = _generate(generator, z, batch_size, truncation_psi, device)
-                real = _to_uint8(tile_source.sample_batch(n, real_gen))
+                images = {"fake": fake}
+                if real_sets is None:
+                    images["real"] = _to_uint8(tile_source.sample_batch(n, real_gen))
+                else:
+                    for name, indices in zip(("real", "real2"), real_sets, strict=True):
+                        images[name] = tile_source.gather(indices[begin : begin + n],
+                                                          dtype=torch.uint8)
+                real = images["real"]
                 if not desc:
                     if fake.shape[1:] != real.shape[1:]:
                         raise NeuropaintError(
@@ -808,19 +842,20 @@ def evaluate(
                         )
                     resolution = int(real.shape[-1])
                     num_levels = _resolve_levels(resolution, resolution, None, SWD_PATCH_SIZE)
-                    for name in ("real", "fake"):
+                    for name in names:
                         desc[name] = _Descriptors(num_levels, SWD_PATCH_SIZE,
                                                   SWD_PATCHES_PER_IMAGE, patch_gen)
-                for name, images in (("real", real), ("fake", fake)):
-                    desc[name].add(images)
+                for name in names:
+                    desc[name].add(images[name])
                     if inception is not None:
-                        feats[name].append(_features(inception, images, batch_size))
+                        feats[name].append(_features(inception, images[name], batch_size))
     finally:
         generator.train(was_training)
     resolutions = [resolution >> level for level in range(num_levels)]
-    result: dict[str, Any] = _swd_from_descriptors(
-        desc["real"], desc["fake"], resolutions, normalize="real",
-        num_projections=SWD_NUM_PROJECTIONS, num_repeats=SWD_NUM_REPEATS, generator=patch_gen)
+    swd_args = {"normalize": "real", "num_projections": SWD_NUM_PROJECTIONS,
+                "num_repeats": SWD_NUM_REPEATS, "generator": patch_gen}
+    result: dict[str, Any] = _swd_from_descriptors(desc["real"], desc["fake"], resolutions,
+                                                   **swd_args)
     result.update({"fid": None, "kid": None, "kid_std": None})
     if inception is not None:
         f_real = torch.cat(feats["real"])
@@ -831,6 +866,16 @@ def evaluate(
         result["kid_std"] = kid_std
     else:
         logger.debug(NO_INCEPTION_MESSAGE)
+    if floor:
+        base = _swd_from_descriptors(desc["real"], desc["real2"], resolutions, **swd_args)
+        ratios = [gen / max(ref, 1e-12) for gen, ref in
+                  zip(result["swd_levels"], base["swd_levels"], strict=True)]
+        result.update({"swd_floor": base["swd"], "swd_floor_levels": base["swd_levels"],
+                       "swd_ratio": result["swd"] / max(base["swd"], 1e-12),
+                       "swd_ratio_levels": ratios, "swd_ratio_max": max(ratios)})
+        if inception is not None:
+            result["fid_floor"] = fid_from_features(torch.cat(feats["real"]),
+                                                    torch.cat(feats["real2"]))
     result["num_images"] = num_images
     result["resolution"] = resolution
     result["seconds"] = round(time.perf_counter() - start, 3)
@@ -863,6 +908,10 @@ def _parser() -> argparse.ArgumentParser:
                              "StyleGAN2-ADA's inception-2015-12-05.pt")
     parser.add_argument("--inception-input", default="auto", choices=INPUT_RANGES,
                         help="input convention of that network (default auto = uint8 0-255)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure the floor: SWD between two disjoint sets of --num "
+                             "real tiles (needs 2 x --num tiles), and print the generator / "
+                             "floor ratio per pyramid level")
     parser.add_argument("--no-ema", action="store_true",
                         help="measure the training generator instead of its EMA copy")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -885,7 +934,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning(NO_INCEPTION_MESSAGE)
     generator = load_generator(args.checkpoint, ema=not args.no_ema, device=args.device)
     result = evaluate(generator, tiles, num_images=args.num, batch_size=args.batch,
-                      truncation_psi=args.trunc, seed=args.seed, inception=inception)
+                      truncation_psi=args.trunc, seed=args.seed, inception=inception,
+                      floor=args.floor)
     result = {"checkpoint": str(args.checkpoint), "data": str(args.data), **result}
     print(json.dumps(result), flush=True)
     return 0

@@ -92,6 +92,7 @@ from gan.checkpoint import (
 )
 from gan.loop import Tick, TickLoop, has_snapshot, restore_rng, rng_state, trim_log
 from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
+from gan.precision import autocast, describe_precision, resolve_precision
 from gan.presets import Preset, get_preset
 from neuropaint.atomic import append_json_line, atomic_path
 from neuropaint.logs import run_cli, setup_logging
@@ -140,7 +141,9 @@ class TrainConfig(BaseModel):
                                                  "per-image loss over the two "
                                                  "discriminators.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA.")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="bf16: autocast to bfloat16 (CUDA, or a CPU with AVX512-BF16/AMX; "
+        "refused where it would be emulated); auto: bf16 where native, else fp32.")
     compile: bool = Field(False, description="torch.compile the networks (CUDA).")
     max_minutes: float | None = Field(None, gt=0, description="Stop (with a snapshot) after "
                                       "this many minutes.")
@@ -462,6 +465,8 @@ class Trainer:
         self.batch_per_process = self.preset.batch // self.dist.world
         self.run_dir = Path(cfg.out)
         self.device = self.dist.device
+        self.precision = resolve_precision(cfg.precision, self.device)
+        logger.info("precision: %s", describe_precision(self.precision, self.device))
         torch.manual_seed(cfg.seed)
         self.G, D = build_networks(self.preset, batch_per_process=self.batch_per_process)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -615,8 +620,7 @@ class Trainer:
         return torch.randn([n, self.G.z_dim], device=self.device)
 
     def autocast(self):
-        enabled = self.cfg.precision == "bf16" and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        return autocast(self.precision, self.device)
 
     def g_step(self, stats: dict) -> None:
         self._set_phase("G")
@@ -1111,9 +1115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto",
                         help="auto (cuda if available, else cpu), cpu, cuda or cuda:N "
                         "(default: %(default)s)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="bf16: bfloat16 autocast on CUDA (faster on recent GPUs); "
-                        "ignored on CPU (default: %(default)s)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                        help="bf16: bfloat16 autocast on a CUDA GPU or a CPU with "
+                        "AVX512-BF16/AMX (refused where it would be emulated, i.e. slower); "
+                        "auto: bf16 where native, else fp32 (default: %(default)s)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the synthesis network (CUDA; the first steps "
                         "are slow while it compiles)")

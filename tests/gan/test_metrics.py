@@ -375,6 +375,49 @@ def test_evaluate_ranks_the_tiles_themselves_above_an_untrained_generator(tiles1
     assert perfect < untrained / 3
 
 
+def test_floor_measures_two_disjoint_real_sets_and_the_generator_in_its_units(tiles16):
+    """The floor (real vs real, disjoint) sits far below an untrained generator, whose
+    ratio to it is large, while tiles replayed from the store come out near the floor."""
+    tiles = ArtTiles(tiles16)
+
+    class TileReplay(torch.nn.Module):
+        z_dim = 8
+        c_dim = 0
+
+        def __init__(self):
+            super().__init__()
+            self.g = torch.Generator().manual_seed(7)
+
+        def forward(self, z, c=None, truncation_psi=1.0):
+            return tiles.sample_batch(z.shape[0], self.g)
+
+    untrained = evaluate(tiny_generator(), tiles, num_images=6, batch_size=6, floor=True)
+    assert set(untrained) >= {"swd_floor", "swd_floor_levels", "swd_ratio",
+                              "swd_ratio_levels", "swd_ratio_max"}
+    assert len(untrained["swd_floor_levels"]) == len(untrained["swd_levels"])
+    assert untrained["swd_floor"] < untrained["swd"] / 3
+    assert untrained["swd_ratio_max"] >= untrained["swd_ratio_levels"][0] > 3
+    replay = evaluate(TileReplay(), tiles, num_images=6, batch_size=6, floor=True)
+    assert replay["swd_ratio"] < untrained["swd_ratio"] / 3
+    again = evaluate(TileReplay(), tiles, num_images=6, batch_size=6, floor=True)
+    assert again["swd_floor"] == replay["swd_floor"]  # seeded: the same two sets
+
+
+def test_floor_refuses_a_store_too_small_for_two_sets(tiles16, tmp_path, capsys):
+    from gan.checkpoint import save_snapshot
+    from neuropaint.logs import run_cli
+
+    with pytest.raises(NeuropaintError, match=r"two disjoint sets of 7 tiles \(14\), but the "
+                                              r"store holds 12: pass --num 6 or less"):
+        evaluate(tiny_generator(), ArtTiles(tiles16), num_images=7, floor=True)
+    G = tiny_generator(batch_norm=False).eval()
+    snapshot = save_snapshot(tmp_path / "snap", {"G": G, "G_ema": G}, {})
+    code = run_cli(metrics.main, [str(snapshot), "--data", str(tiles16), "--num", "32",
+                                  "--floor"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pass --num 6 or less" in err and "Traceback" not in err
+
+
 def test_evaluate_rejects_a_generator_of_another_resolution(tiles16):
     torch.manual_seed(0)
     G = DCGANGenerator(z_dim=8, img_resolution=32, base_channels=16)
