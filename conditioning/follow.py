@@ -24,6 +24,12 @@ gives the state posteriors and controls (:meth:`PerformerProfile.read`), a per-s
 the rows' EEG clock) and gives the target; the rest is the same. A profile carries the
 performer's own baseline from their calibration, so its sessions usually skip the live
 calibration (``calibration_s=0``).
+
+Stage controls (:mod:`live.osc`, through :class:`live.engine.Engine`) act between step 3 and
+step 4: :meth:`LatentFollower.set_held` pulls the target towards a *held* latent (amount 0:
+the EEG's target as above, 1: the held latent alone, between: a straight blend in W), and
+:meth:`LatentFollower.force_state` makes a profile's player paint one state. Neither touches
+calibration, encoding or the player's reading of the EEG, which go on underneath.
 """
 
 from __future__ import annotations
@@ -127,7 +133,42 @@ class LatentFollower:
         self.clean_rows_seen = 0
         new_player = getattr(encoder, "new_player", None)  # a performer profile
         self.player = new_player(player) if new_player is not None else None
+        self.driven = self.motion.target  # the newest target the EEG gave (w_avg before)
+        self.held: np.ndarray | None = None  # a latent the stage controls hold (None: none)
+        self.held_amount = 0.0  # 0: the EEG's target, 1: the held latent
+        self._retarget = False  # a control changed: give the motion a new target now
         encoder.eval()
+
+    def set_held(self, ws: np.ndarray | None, amount: float) -> None:
+        """Hold the painting at ``ws`` ``[num_ws, w_dim]`` by ``amount`` (0..1): the target is
+        ``(1 - amount) * EEG target + amount * ws`` from the next step; None or 0 releases."""
+        if not 0.0 <= amount <= 1.0:
+            raise NeuropaintError(f"'amount' must be between 0 and 1, got {amount!r}.")
+        self.held = None if ws is None else np.asarray(ws, dtype=np.float32).copy()
+        self.held_amount = float(amount)
+        self._retarget = True
+
+    def force_state(self, state: str | int | None) -> str | None:
+        """Paint a profile's state (name or index) whatever the EEG says; None releases.
+
+        Returns the state's name (None when released). The posteriors and the committed
+        state go on following the EEG.
+        """
+        if self.player is None:
+            raise NeuropaintError("forcing a state needs a performer profile; an encoder has "
+                                  "no states.")
+        states = self.player.states
+        if state is None:
+            self.player.forced = None
+        elif isinstance(state, int) and not isinstance(state, bool) and 0 <= state < len(states):
+            self.player.forced = state
+        elif isinstance(state, str) and state in states:
+            self.player.forced = states.index(state)
+        else:
+            raise NeuropaintError(f"unknown state {state!r}; the profile's states are "
+                                  f"{', '.join(states)} (or 0 to {len(states) - 1}).")
+        self._retarget = True
+        return None if self.player.forced is None else states[self.player.forced]
 
     def clean_mask(self, rows: FeatureFrame) -> np.ndarray:
         """Rows that may drive the painting: flagged valid and finite in every used column."""
@@ -191,9 +232,18 @@ class LatentFollower:
                 self.player.push(posteriors[0], controls[0], self._newest_time)
                 target = self.player.target()
                 self._fresh = False
+            elif self._retarget:  # a state was forced or released
+                target = self.player.target()
         elif valid and self.calibrated and (self._fresh or self.update_momentum is not None):
             target = self._encode(self._newest)
             self._fresh = False
+        if target is not None:
+            self.driven = target
+        if self._retarget or (self.held is not None and self.held_amount > 0):
+            target = self.driven
+            if self.held is not None and self.held_amount > 0:
+                target = (1.0 - self.held_amount) * self.driven + self.held_amount * self.held
+        self._retarget = False
         ws = self.motion.step(target, dt)
         return FollowState(ws=ws, valid=valid, calibrating=not self.calibrated,
                            eeg_time=self._newest_time, row=self._newest_shown,

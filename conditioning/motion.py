@@ -21,6 +21,10 @@ An optional slow drift (a sum of a few sinusoids with incommensurate periods, ea
 fixed random unit direction of W) is added to the output, so that the painting breathes when
 the EEG is still. It is smooth, bounded, and seeded: two runs with one seed drift alike.
 
+:meth:`WMotion.retune` changes ``tau`` and ``drift`` while the path runs (the stage controls
+of :mod:`live.osc`): the position and velocity carry on, and the drift's size glides to its
+new value with the time constant ``tau`` rather than jumping.
+
 Both the live engine and offline rendering (:mod:`conditioning.render`) use this class: it is
 the one implementation of motion in W. Pure numpy; ``ws`` are float32 ``[num_ws, w_dim]``.
 """
@@ -33,7 +37,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from neuropaint.validate import NeuropaintError, check_int, check_positive
+from neuropaint.validate import NeuropaintError, build_config, check_int, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +125,20 @@ class WMotion:
         self._pos = np.array(start, dtype=np.float64)       # [num_ws, w_dim]
         self._vel = np.zeros_like(self._pos)                 # [num_ws, w_dim]
         self._target = self._pos.copy()                      # [num_ws, w_dim]
+        self._drift_amp = self.config.drift                  # glides to config.drift
         self.time = 0.0
+
+    def retune(self, *, tau: float | None = None, drift: float | None = None) -> MotionConfig:
+        """Change the time constant and/or the drift's size from now on; return the new config.
+
+        The path keeps its position and velocity (no jump); a new drift size is reached
+        smoothly, with the time constant ``tau``. Bad values are a one-line
+        :class:`NeuropaintError` naming the field, as for :class:`MotionConfig`.
+        """
+        changes = {k: v for k, v in (("tau", tau), ("drift", drift)) if v is not None}
+        self.config = build_config(MotionConfig, self.config.model_dump(), **changes)
+        self.omega = TAU_TO_OMEGA / self.config.tau
+        return self.config
 
     @property
     def position(self) -> np.ndarray:
@@ -172,6 +189,11 @@ class WMotion:
                 pos, vel = self._clamp(before, pos, vel, dt)
             self._pos, self._vel = pos, vel
             self.time += dt
+            if self._drift_amp != self.config.drift:  # after retune(drift=...): glide there
+                gap = self.config.drift - self._drift_amp
+                self._drift_amp += gap * (1.0 - math.exp(-dt / self.config.tau))
+                if abs(self.config.drift - self._drift_amp) < 1e-6:
+                    self._drift_amp = self.config.drift
         return self.ws
 
     def _exact_step(self, err: np.ndarray, vel: np.ndarray, dt: float
@@ -200,7 +222,7 @@ class WMotion:
         return before + move, move / dt
 
     def _drift_at(self, t: float) -> np.ndarray:
-        amp = self.config.drift
+        amp = self._drift_amp
         if amp == 0.0:
             return np.zeros((1, self.w_dim))
         # Each partial's RMS is a/sqrt(2) along a unit direction; with K partials along

@@ -28,6 +28,10 @@ probable state of each row would cut between paintings whenever one row wavers. 
    of the performer's range, 0.5, adds nothing; 0 and 1 add ``-amount`` and ``+amount``
    times the direction). Controls are smoothed with ``control_tau``.
 
+A state can be *forced* from outside (:attr:`StatePlayer.forced`, the stage controls of
+:mod:`live.osc`): the target is then that state's, with the controls as usual, while the
+posteriors and the committed state go on following the EEG (and say so).
+
 Before the first commitment the target is the average of the targets weighted by the
 smoothed posteriors (a quiet blend that resolves as soon as a state holds). The move from
 one target to the next is :class:`conditioning.motion.WMotion`'s job, as for every mapping.
@@ -95,6 +99,7 @@ class StatePlayer:
         self.posteriors: np.ndarray | None = None  # smoothed [K]
         self.control_values: np.ndarray | None = None  # smoothed [C], 0..1
         self.committed: int | None = None
+        self.forced: int | None = None  # a state painted whatever the EEG says (None: off)
         self._candidate: int | None = None
         self._candidate_since = math.nan
         self._last_time = math.nan
@@ -136,24 +141,29 @@ class StatePlayer:
         return out / out.sum()
 
     def target(self) -> np.ndarray | None:
-        """The target ``ws`` ``[num_ws, w_dim]`` now (None before the first row)."""
-        if self.posteriors is None:
+        """The target ``ws`` ``[num_ws, w_dim]`` now (None before the first row, unless a
+        state is forced)."""
+        if self.forced is not None:
+            base = self.targets[self.forced].copy()
+        elif self.posteriors is None:
             return None
-        if self.committed is None:
+        elif self.committed is None:
             base = np.tensordot(self.posteriors.astype(np.float32), self.targets, axes=1)
         else:
             base = self.targets[self.committed].copy()
-        if len(self.controls):
+        if len(self.controls) and self.control_values is not None:
             lean = (self.control_values.astype(np.float32) - 0.5) * 2.0 * self.config.control_amount
             base += np.tensordot(lean, self.directions, axes=1)
         return base
 
     def describe(self) -> dict:
-        """What the viewer and OSC show: posteriors, committed state, controls."""
+        """What the viewer and OSC show: posteriors, committed state, controls, and the
+        forced state (None when the EEG chooses)."""
         post = {} if self.posteriors is None else {
             s: round(float(p), 4) for s, p in zip(self.states, self.posteriors, strict=True)}
         ctrl = {} if self.control_values is None else {
             c: round(float(v), 4) for c, v in zip(self.controls, self.control_values, strict=True)}
         return {"states": list(self.states), "posteriors": post,
                 "committed": None if self.committed is None else self.states[self.committed],
-                "controls": ctrl}
+                "controls": ctrl,
+                "forced": None if self.forced is None else self.states[self.forced]}

@@ -9,7 +9,7 @@ One frame of the loop (:meth:`Engine.render_frame`)::
                                        conditioning.motion.WMotion (a smooth path through W)
       -> generator.synthesis           the painting (constant noise: a still EEG, a still image)
       -> upscale                       to the output size (bicubic, or a gan.upscale model)
-      -> sinks                         viewer, numbered frames, session recording
+      -> sinks                         viewer, numbered frames, session recording, OSC out
 
 The loop runs at a target frame rate and never waits for EEG: each frame paints the newest
 feature row there is (latest-value semantics); a frame that cannot be painted in time is
@@ -30,12 +30,28 @@ When the signal is ``calibrating``, or ``artifact`` for more than ``REASON_AFTER
 status carries a ``reason`` in words, from running counts of feature rows by what spoiled
 them (e.g. "calibrating: 0 clean rows in 40 s — every row over 500 µV; is the stream in µV
 labelled as V?"): a few dictionary look-ups per frame.
+
+Stage controls (OSC in, :mod:`live.osc`; anything may call :meth:`Engine.submit`): commands
+wait in a bounded queue (:data:`COMMAND_QUEUE`; when it is full, new ones are dropped and
+counted) and at most ``commands_per_frame`` of them are applied at the start of each frame,
+so a flood of commands costs a bounded amount of work per frame. They hold or release the
+painting (``hold``, ``target``, ``blend``), force a profile's state (``force_state``), retune
+the motion (``tau``, ``drift``), freeze the image (``freeze``: the motion and the drift stop;
+the EEG is still read, so OSC out and the state go on), black it out (``blackout``, over
+``fade`` seconds) and save a snapshot (``snapshot``: the painting at the painted size, before
+any blackout, and its ``ws``). A bad command is logged once (per command and message) and
+ignored.
+
+Sinks with ``write_rows(batch)`` (OSC out) receive each frame's new feature rows as a
+:class:`RowBatch` as soon as they are read, before the painting, so what they send does not
+wait for the generator.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -56,14 +72,20 @@ from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
 from gan.train import to_uint8
+from neuropaint.validate import NeuropaintError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Engine", "EngineConfig", "EngineStats", "Frame", "Sink", "band_meters", "live_spec"]
+__all__ = ["COMMANDS", "COMMAND_QUEUE", "Engine", "EngineConfig", "EngineStats", "Frame",
+           "RowBatch", "Sink", "band_meters", "live_spec"]
 
 STAT_FRAMES = 600  # Frames kept for the age percentiles.
 REASON_AFTER_S = 2.0  # An artifact held this long gets a reason in the status.
 AGE_BINS = 10_000  # 1 ms bins of the whole session's ages (10 s; older ages share the last).
+COMMAND_QUEUE = 256  # Stage commands waiting for a frame; more are dropped (and counted).
+COMMANDS = ("hold", "target", "blend", "force_state", "tau", "drift", "freeze", "blackout",
+            "fade", "snapshot")  # What Engine.submit takes (the OSC-in address space).
+_LOGGED_MAX = 256  # Distinct bad commands logged; after that they are only counted.
 
 
 class EngineConfig(BaseModel):
@@ -95,6 +117,9 @@ class EngineConfig(BaseModel):
                                 "a small CPU: more threads spin against the LSL, viewer and "
                                 "simulator threads (a 2-core machine measured 1.9 ms vs 110 ms "
                                 "per 16 px frame under load). None: leave torch as it is.")
+    commands_per_frame: int = Field(16, ge=1, le=COMMAND_QUEUE, description="Most stage "
+                                    "commands (OSC in) applied at the start of one frame; "
+                                    "the rest wait for the next frames.")
 
 
 @dataclass
@@ -121,11 +146,24 @@ class Frame:
         return self.time - self.eeg_time
 
 
+@dataclass
+class RowBatch:
+    """The feature rows one frame read, as sinks with ``write_rows`` receive them."""
+
+    names: list[str]           # feature names, the live processor's column order
+    values: np.ndarray         # float32 [n_rows, n_features]
+    times: np.ndarray          # float64 [n_rows]: LSL time of each row's newest sample
+    kinds: list[str | None]    # what spoils each row (blink, amplitude, ..., nan); None: clean
+    computed: float            # local_clock() when the rows were computed
+    instrument: dict | None = None  # a profile's reading as of the newest row (see Frame)
+
+
 class Sink(Protocol):
-    """Where frames go: the viewer, a folder of frames, a session recording.
+    """Where frames go: the viewer, a folder of frames, a session recording, OSC out.
 
     A sink that also has ``write_eeg(data, times)`` receives every chunk of raw EEG (volts,
-    LSL times) as it arrives, before the frame it feeds.
+    LSL times) as it arrives, before the frame it feeds; one with ``write_rows(batch)``
+    receives each frame's new feature rows (a :class:`RowBatch`) before the painting.
     """
 
     def write(self, frame: Frame, status: dict) -> None: ...
@@ -198,6 +236,26 @@ class EngineStats:
         return out
 
 
+def _flag(value, name: str) -> bool:
+    """An on/off argument: a number (0 off, anything else on) or an OSC True/False."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return value != 0
+    raise NeuropaintError(f"'{name}' takes 1 or 0, got {value!r}.")
+
+
+def _number(value, name: str, low: float, high: float) -> float:
+    """A finite number from ``low`` (exclusive when 0 and ``name`` is 'tau') to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value):
+        raise NeuropaintError(f"'{name}' takes a number, got {value!r}.")
+    low_ok = value > low if name == "tau" else value >= low
+    if not low_ok or value > high:
+        raise NeuropaintError(f"'{name}' must be from {low:g} to {high:g}, got {value!r}.")
+    return float(value)
+
+
 def live_spec(spec: FeatureSpec, feature_rate: float) -> FeatureSpec:
     """The encoder's spec with its hop divided by the whole number that reaches ``feature_rate``."""
     k = max(1, math.ceil(spec.hop * feature_rate - 1e-9))
@@ -246,17 +304,24 @@ class Engine:
     upscaler : torch.nn.Module | None
         A ``gan.upscale`` model (``[N, 3, H, W]`` in [-1, 1] -> ``scale`` x larger) applied
         before the final resize; None: bicubic only.
+    keep_ages : bool
+        Keep every frame's age (:attr:`EngineStats.all_ages`, for benchmarks).
+    snapshots : live.sinks.SnapshotWriter | None
+        Where the ``snapshot`` command writes (anything with ``save(index, image, ws,
+        name)``); None: the command is refused (logged).
     """
 
     def __init__(self, encoder, G: torch.nn.Module, source, config: EngineConfig | None = None,
                  *, sinks: Sequence[Sink] = (), upscaler: torch.nn.Module | None = None,
-                 keep_ages: bool = False):
+                 keep_ages: bool = False, snapshots=None):
         self.config = config or EngineConfig()
         check_encoder(encoder, G)
         self.encoder, self.G, self.source = encoder, G, source
         self.sinks = list(sinks)
         # Sinks that also keep the raw EEG (a session recording) have write_eeg(data, times).
         self._eeg_sinks = [s for s in self.sinks if hasattr(s, "write_eeg")]
+        self._row_sinks = [s for s in self.sinks if hasattr(s, "write_rows")]
+        self.snapshots = snapshots
         self.upscaler = upscaler
         self.keep_ages = keep_ages
         self.device = next(G.parameters()).device
@@ -285,6 +350,28 @@ class Engine:
         self.last_frame: Frame | None = None
         self._last_step: float | None = None
         self._stop = threading.Event()
+        self._rows: RowBatch | None = None  # the rows read this frame, for row sinks
+        self._last_show: float | None = None  # when the last frame started (fades)
+        self._painted: tuple[np.ndarray, np.ndarray] | None = None  # (ws, image) last painted
+        # Stage controls.
+        self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE)
+        self.commands_applied = 0
+        self.commands_dropped = 0  # the queue was full
+        self.commands_refused = 0  # bad arguments or not possible now
+        self._drop_lock = threading.Lock()
+        self._logged: set[str] = set()
+        self.hold = False
+        self.blend = 0.0
+        self.target_name: str | None = None
+        self.frozen = False
+        self.blackout = False
+        self.fade = 0.0  # seconds a blackout takes (and its release)
+        self.level = 1.0  # brightness now: 1 the painting, 0 black
+        self._handlers = {"hold": self._cmd_hold, "target": self._cmd_target,
+                          "blend": self._cmd_blend, "force_state": self._cmd_force_state,
+                          "tau": self._cmd_tau, "drift": self._cmd_drift,
+                          "freeze": self._cmd_freeze, "blackout": self._cmd_blackout,
+                          "fade": self._cmd_fade, "snapshot": self._cmd_snapshot}
 
     # ------------------------------------------------------------------ EEG
     def _take_eeg(self) -> None:
@@ -308,6 +395,10 @@ class Engine:
             for kind in kinds:
                 if kind is not None:
                     self.row_kinds[kind] = self.row_kinds.get(kind, 0) + 1
+            if self._row_sinks:
+                self._rows = RowBatch(list(rows.names), np.asarray(rows.values),
+                                      np.asarray(rows.times, dtype=np.float64), kinds,
+                                      local_clock())
             self.follower.push(rows)
 
     # ------------------------------------------------------------------ pixels
@@ -324,25 +415,66 @@ class Engine:
                                 antialias=img.shape[-1] > size)
         return to_uint8(img)[0]
 
+    def _paint_once(self, ws: np.ndarray) -> np.ndarray:
+        """:meth:`paint`, or the last image when ``ws`` is unchanged (a frozen painting)."""
+        if self._painted is not None and np.array_equal(self._painted[0], ws):
+            return self._painted[1]
+        image = self.paint(ws)
+        self._painted = (ws, image)
+        return image
+
+    def _send_rows(self, instrument: dict | None) -> None:
+        batch, self._rows = self._rows, None
+        if batch is None:
+            return
+        batch.instrument = instrument
+        for sink in self._row_sinks:
+            try:
+                sink.write_rows(batch)
+            except Exception as exc:  # a sink must never stop the painting
+                self._log_once(f"rows:{type(sink).__name__}",
+                               f"{type(sink).__name__}.write_rows failed: {exc}")
+
+    def _shown(self, image: np.ndarray, dt: float) -> np.ndarray:
+        """The painting as the audience sees it: dimmed or black during a blackout."""
+        goal = 0.0 if self.blackout else 1.0
+        if self.level != goal:
+            step = math.inf if self.fade <= 0 else dt / self.fade
+            self.level = max(goal, self.level - step) if goal < self.level else min(
+                goal, self.level + step)
+        if self.level >= 1.0:
+            return image
+        if self.level <= 0.0:
+            return np.zeros_like(image)
+        return (image.astype(np.float32) * self.level).astype(np.uint8)
+
     def render_frame(self) -> Frame:
         """Paint one frame from whatever EEG has arrived; send it to the sinks."""
         start = local_clock()
+        self._apply_commands()
         self._take_eeg()
         stalled = bool(getattr(self.source, "stalled", False))
         index = self.stats.frames
+        dt_real = 0.0 if self._last_step is None else start - self._last_step
+        dt_show = 0.0 if self._last_show is None else start - self._last_show  # fades
+        self._last_show = start
         if stalled and self.last_frame is not None:
             # The outlet is gone: hold the last image (and the motion) until it returns.
-            frame = Frame(index=index, image=self.last_frame.image, ws=self.last_frame.ws,
+            self._send_rows(self.last_frame.instrument)
+            image = self._painted[1] if self._painted is not None else self.last_frame.image
+            frame = Frame(index=index, image=self._shown(image, dt_show), ws=self.last_frame.ws,
                           time=local_clock(), eeg_time=self.last_frame.eeg_time,
                           signal="stalled", valid=False, calibrating=self.last_frame.calibrating,
                           bands=self.last_frame.bands, instrument=self.last_frame.instrument)
             self._last_step = None
         else:
             t = 0.0 if self.first_sample is None else start - self.first_sample
-            dt = 0.0 if self._last_step is None else start - self._last_step
             self._last_step = start
-            state = self.follower.step(t, dt)
-            image = self.paint(state.ws)
+            # Frozen: the motion (and its drift) stand still; the EEG is still read.
+            state = self.follower.step(t, 0.0 if self.frozen else dt_real)
+            self._send_rows(state.instrument)
+            painting = self._paint_once(state.ws)
+            image = self._shown(painting, dt_show)
             if self.first_sample is None:
                 signal = "waiting"
             elif state.calibrating:
@@ -371,8 +503,22 @@ class Engine:
         out = {"fps": round(self.stats.fps(), 2), "age_ms": self.stats.age_ms(),
                "dropped": self.stats.dropped, "frames": self.stats.frames,
                "stalled_frames": self.stats.stalled_frames}
+        player = self.follower.player
+        forced = None if player is None or player.forced is None else player.states[
+            player.forced]
+        out["stage"] = {"hold": self.hold, "blend": self.blend, "target": self.target_name,
+                        "forced": forced,
+                        "frozen": self.frozen, "blackout": self.blackout,
+                        "level": round(self.level, 3), "fade": self.fade,
+                        "tau": self.follower.motion.config.tau,
+                        "drift": self.follower.motion.config.drift,
+                        "commands": self.commands_applied,
+                        "commands_dropped": self.commands_dropped,
+                        "commands_refused": self.commands_refused}
         if frame is not None:
             out.update({"frame": frame.index, "signal": frame.signal, "bands": frame.bands,
+                        "eeg_time": (float(frame.eeg_time) if math.isfinite(frame.eeg_time)
+                                     else None),
                         "artifact": frame.artifact,
                         "size": list(frame.image.shape[:2]),
                         "render_ms": round(frame.render_ms, 1)})
@@ -381,6 +527,126 @@ class Engine:
             if frame.reason is not None:
                 out["reason"] = frame.reason
         return out
+
+    # ------------------------------------------------------------------ stage controls
+    def submit(self, command: str, *args) -> bool:
+        """Queue a stage command (thread-safe, never waits): one of :data:`COMMANDS` with
+        its arguments as OSC gives them. False when the queue is full (dropped, counted)."""
+        try:
+            self.commands.put_nowait((command, args, local_clock()))
+            return True
+        except queue.Full:
+            with self._drop_lock:
+                self.commands_dropped += 1
+                dropped = self.commands_dropped
+            if dropped in (1, 100, 10_000):
+                logger.warning("stage commands arrive faster than frames take them: %d "
+                               "dropped so far", dropped)
+            return False
+
+    def _apply_commands(self) -> None:
+        for _ in range(self.config.commands_per_frame):
+            try:
+                command, args, _sent = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            handler = self._handlers.get(command)
+            try:
+                if handler is None:
+                    raise NeuropaintError(f"unknown command; the commands are "
+                                          f"{', '.join(COMMANDS)}.")
+                handler(*args)
+                self.commands_applied += 1
+            except (NeuropaintError, TypeError) as exc:
+                # TypeError: too many arguments for the command.
+                self.commands_refused += 1
+                text = str(exc) if isinstance(exc, NeuropaintError) else "too many arguments"
+                self._log_once(f"{command}:{text}", f"stage command {command!r} {list(args)} "
+                               f"ignored: {text}")
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key in self._logged or len(self._logged) >= _LOGGED_MAX:
+            return
+        self._logged.add(key)
+        logger.warning("%s (logged once)", message)
+
+    def _held_now(self) -> np.ndarray:
+        """The painting's latent now, without the drift (what ``hold`` keeps)."""
+        return self.follower.motion.position
+
+    def _update_held(self) -> None:
+        follower = self.follower
+        if follower.held is None and (self.hold or self.blend > 0):
+            follower.held = self._held_now()
+        follower.set_held(follower.held, 1.0 if self.hold else self.blend)
+
+    def _cmd_hold(self, on=1) -> None:
+        self.hold = _flag(on, "hold")
+        if self.hold:
+            self.follower.held = self._held_now()  # the painting as it is now
+            self.target_name = None
+        self._update_held()
+
+    def _cmd_target(self, which=None) -> None:
+        if which is None or which == "":
+            self.hold, self.target_name = False, None
+            self._update_held()
+            return
+        player = self.follower.player
+        if player is None:
+            raise NeuropaintError("targets are a performer profile's states; an encoder has "
+                                  "none.")
+        if isinstance(which, float) and which.is_integer():
+            which = int(which)
+        if isinstance(which, int) and not isinstance(which, bool) and 0 <= which < len(
+                player.states):
+            index = which
+        elif isinstance(which, str) and which in player.states:
+            index = player.states.index(which)
+        else:
+            raise NeuropaintError(f"unknown target {which!r}; the profile's targets are "
+                                  f"{', '.join(player.states)} (or 0 to "
+                                  f"{len(player.states) - 1}).")
+        self.follower.held = player.targets[index].copy()
+        self.hold, self.target_name = True, player.states[index]
+        self._update_held()
+
+    def _cmd_blend(self, amount) -> None:
+        self.blend = _number(amount, "blend", 0.0, 1.0)
+        self._update_held()
+
+    def _cmd_force_state(self, state=None) -> None:
+        if isinstance(state, float) and state.is_integer():
+            state = int(state)
+        self.follower.force_state(None if state == "" else state)
+
+    def _cmd_tau(self, tau) -> None:
+        self.follower.motion.retune(tau=_number(tau, "tau", 0.0, 600.0))
+
+    def _cmd_drift(self, drift) -> None:
+        self.follower.motion.retune(drift=_number(drift, "drift", 0.0, 100.0))
+
+    def _cmd_freeze(self, on=1) -> None:
+        self.frozen = _flag(on, "freeze")
+
+    def _cmd_blackout(self, on=1) -> None:
+        self.blackout = _flag(on, "blackout")
+
+    def _cmd_fade(self, seconds) -> None:
+        self.fade = _number(seconds, "fade", 0.0, 600.0)
+
+    def _cmd_snapshot(self, name=None) -> None:
+        if self.snapshots is None:
+            raise NeuropaintError("no snapshot folder: start live.render with --snapshot-dir "
+                                  "or --record.")
+        if name is not None and not isinstance(name, str):
+            raise NeuropaintError(f"a snapshot's name must be a string, got "
+                                  f"{type(name).__name__}.")
+        if self._painted is None:
+            raise NeuropaintError("nothing painted yet.")
+        ws, image = self._painted
+        index = self.last_frame.index if self.last_frame is not None else 0
+        self.snapshots.save(index, image, ws, name or None)
 
     # ------------------------------------------------------------------ the reason
     def _reason(self, signal: str, t: float, now: float) -> str | None:
@@ -478,8 +744,8 @@ class Engine:
         return self.stats
 
     def close(self) -> None:
-        """Close every sink (the source belongs to the caller)."""
-        for sink in self.sinks:
+        """Close every sink and the snapshot writer (the source belongs to the caller)."""
+        for sink in [*self.sinks, *([self.snapshots] if self.snapshots is not None else [])]:
             try:
                 sink.close()
             except Exception as exc:

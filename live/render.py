@@ -9,6 +9,7 @@ python -m live.render --type EEG --encoder runs/enc --generator runs/gan --size 
 python -m live.render --stream MyHeadset --record sessions/tonight --frames out/frames
 python -m live.render --frames out/frames --frames-every 15 --frames-max 600  # 1 a second
 python -m live.render --serve 0.0.0.0:8765             # the viewer, visible to the network
+python -m live.render --osc-out 127.0.0.1:9000 --osc-in 127.0.0.1:9001  # TouchDesigner, Max
 
 With no ``--stream``/``--type``/``--source-id``, a simulated headset (``python -m
 live.simulate``, synthetic EEG cycling through brain states) is started in a child process and
@@ -25,6 +26,10 @@ simulated headset to it and holds it (``cycle`` cycles again): the line is check
 echoed here, a typo refused with the valid names, and the status line ends with the state
 the simulator is streaming (read from its marker stream ``NAME-states``, as it is with
 ``--stream NAME`` for a ``python -m live.simulate`` in another terminal).
+
+``--osc-out HOST:PORT`` (repeatable) sends the EEG features, states and frame figures as
+OSC; ``--osc-in HOST:PORT`` takes stage commands (hold, force a state, blackout, snapshot,
+...): the address space is in :mod:`live.osc`.
 
 liblsl and MNE are quiet unless ``-v``; ``--frames-every``/``--frames-max`` thin out
 ``--frames``.
@@ -321,6 +326,21 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--serve", default="127.0.0.1:8765",
                      help="viewer address HOST:PORT (0.0.0.0 exposes it to the network)")
     out.add_argument("--no-serve", action="store_true", help="no viewer")
+    out.add_argument("--token", help="viewer: the token a client must give (generated and "
+                     "printed in the URL when serving beyond this machine and none is given)")
+    out.add_argument("--allow-host", action="append", metavar="HOST",
+                     help="viewer: also accept this Host header (repeatable; e.g. the "
+                          "machine's name on the network)")
+    out.add_argument("--osc-out", action="append", metavar="HOST:PORT",
+                     help="send EEG features, states and frame figures as OSC to HOST:PORT "
+                          "(repeatable; addresses /neuropaint/..., see live.osc)")
+    out.add_argument("--osc-in", metavar="HOST:PORT",
+                     help="take stage commands over OSC on this UDP address (e.g. "
+                          "127.0.0.1:9001; :PORT is this machine only; another host only if "
+                          "named)")
+    out.add_argument("--snapshot-dir", metavar="FOLDER",
+                     help="where /neuropaint/snapshot writes (None: --record's "
+                          "snapshots/ folder, if recording)")
     out.add_argument("--frames", help="also write numbered frames into this folder")
     out.add_argument("--frame-format", default="jpg", choices=("jpg", "png"),
                      help="image format of the --frames files: jpg is small, png lossless")
@@ -342,12 +362,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO", verbose=args.verbose)
+    from live.osc import OscIn, OscOut, parse_osc_address
     from live.record import SessionRecorder
-    from live.sinks import FrameFolder, ViewerSink
+    from live.sinks import FrameFolder, SnapshotWriter, ViewerSink
     from live.source import LSLSource
     from live.viewer import Viewer, parse_address
 
     address = None if args.no_serve else parse_address(args.serve)
+    osc_targets = [parse_osc_address(text, "--osc-out") for text in args.osc_out or ()]
+    osc_listen = (None if args.osc_in is None
+                  else parse_osc_address(args.osc_in, "--osc-in", allow_zero=True))
     if not args.frames and (args.frames_every != 1 or args.frames_max is not None):
         raise NeuropaintError("--frames-every and --frames-max need --frames FOLDER.")
     check_int(args.frames_every, "--frames-every", minimum=1)
@@ -381,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         upscaler = Upscaler.from_pretrained(upscaler_path, device=device)
 
     stop = threading.Event()
-    simulator = source = engine = simulated = None
+    simulator = source = engine = simulated = osc_in = snapshots = None
     sinks: list = []
 
     def on_stop() -> None:  # on the watcher thread of stop_on_signals, never in a handler
@@ -391,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with stop_on_signals(on_stop):
         try:
+            if osc_listen is not None:  # first: a port in use stops us before anything starts
+                osc_in = OscIn(*osc_listen)
             use_simulator = not (args.stream or args.stream_type or args.source_id)
             if use_simulator:
                 name = f"neuropaint-demo-{uuid.uuid4().hex[:8]}"
@@ -426,8 +452,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.frames:
                 sinks.append(FrameFolder(args.frames, args.frame_format,
                                          every=args.frames_every, max_frames=args.frames_max))
+            if osc_targets:
+                sinks.append(OscOut(osc_targets))
+                shown = ", ".join(f"{h}:{p}" for h, p in osc_targets)
+                print(f"live.render: OSC out to {shown}", flush=True)
+            snapshot_dir = args.snapshot_dir or (
+                Path(args.record) / "snapshots" if args.record else None)
+            if snapshot_dir is not None:
+                snapshots = SnapshotWriter(snapshot_dir)
             if address is not None:
-                viewer = Viewer(*address, title="neuropaint")
+                viewer = Viewer(*address, title="neuropaint", token=args.token,
+                                allowed_hosts=args.allow_host)
                 url = viewer.start()
                 if is_profile and hasattr(viewer, "set_targets"):
                     from conditioning.render import synthesize
@@ -442,7 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "state": f"simulated {state}" if state else ""}
                 sinks.append(ViewerSink(viewer, extra))
                 print(f"live.render: viewer at {url}", flush=True)
-            engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler)
+            engine = Engine(encoder, G, source, config, sinks=sinks, upscaler=upscaler,
+                            snapshots=snapshots)
+            if osc_in is not None:
+                osc_in.start(engine.submit)
+                host, port = osc_in.address
+                print(f"live.render: OSC in at {host}:{port} (/neuropaint/hold, "
+                      f"/neuropaint/blackout, /neuropaint/snapshot, ...)", flush=True)
             if stop.is_set():
                 return 0
             mapping = (f"profile {Path(enc_dir).name} (states {', '.join(encoder.states)})"
@@ -467,10 +508,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"live.render: last window: {_status_line(engine, source, simulated)}",
                   flush=True)
         finally:
+            if osc_in is not None:
+                osc_in.close()
             if engine is not None:
                 engine.close()
             else:
-                for sink in sinks:
+                for sink in [*sinks, *([snapshots] if snapshots is not None else [])]:
                     sink.close()
             if source is not None:
                 source.close()

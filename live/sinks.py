@@ -1,4 +1,5 @@
-"""Frame sinks of the live engine besides the session recording: the viewer and a frame folder.
+"""Frame sinks of the live engine besides the session recording: the viewer and a frame folder;
+and the snapshot writer of the stage controls.
 
 Each sink has ``write(frame, status)`` and ``close()`` (see :class:`live.engine.Sink`); none
 may hold up the render loop, so the slow ones (disk) work from a thread of their own.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from live.engine import Frame
@@ -20,7 +23,7 @@ from neuropaint.validate import NeuropaintError, check_int, check_option
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FRAME_FORMATS", "FrameFolder", "ViewerSink"]
+__all__ = ["FRAME_FORMATS", "FrameFolder", "SnapshotWriter", "ViewerSink"]
 
 FRAME_FORMATS = ("jpg", "png")
 
@@ -132,3 +135,65 @@ class FrameFolder:
         if self.skipped:
             logger.warning("%d frame file(s) were skipped (the disk was too slow)",
                            self.skipped)
+
+
+_SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class SnapshotWriter:
+    """Saves snapshots (``/neuropaint/snapshot``) from a background thread.
+
+    Each snapshot is ``snapshot_NNNN_frame_FFFFFF[_NAME].png`` (the painting at the painted
+    size) and a ``.npy`` of the same name (its ``ws``, float32 ``[num_ws, w_dim]``), written
+    atomically; NNNN counts this session's snapshots.
+
+    Parameters
+    ----------
+    folder : str | Path
+        Created with the first snapshot.
+    backlog : int
+        Snapshots waiting for the disk before new ones are refused (the loop never waits).
+    """
+
+    def __init__(self, folder: str | Path, *, backlog: int = 8):
+        self.folder = Path(folder)  # created with the first snapshot
+        self.saved: list[Path] = []  # PNG paths written
+        self._count = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=backlog)
+        self._thread = threading.Thread(target=self._work, name="snapshots", daemon=True)
+        self._thread.start()
+
+    def save(self, index: int, image: np.ndarray, ws: np.ndarray, name: str | None = None
+             ) -> Path:
+        """Queue one snapshot; returns the PNG's path (written shortly after)."""
+        if name is not None and not _SNAPSHOT_NAME.match(name):
+            raise NeuropaintError(f"a snapshot's name may hold letters, digits, '_' and '-' "
+                                  f"(at most 64), got {name!r}.")
+        stem = f"snapshot_{self._count:04d}_frame_{index:06d}" + (f"_{name}" if name else "")
+        path = self.folder / f"{stem}.png"
+        try:
+            self._queue.put_nowait((path, image, np.asarray(ws, dtype=np.float32)))
+        except queue.Full:
+            raise NeuropaintError("the disk is still writing earlier snapshots.") from None
+        self._count += 1
+        return path
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            path, image, ws = item
+            try:
+                with atomic_path(path.with_suffix(".npy")) as tmp:
+                    np.save(tmp, ws)
+                with atomic_path(path) as tmp:
+                    Image.fromarray(image).save(tmp, format="PNG")
+                self.saved.append(path)
+                logger.info("snapshot %s", path)
+            except OSError as exc:
+                logger.error("could not write %s: %s", path, exc)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)

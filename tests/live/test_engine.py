@@ -75,6 +75,8 @@ def test_simulator_to_engine_paints_with_sane_ages(tiny_model):
     assert abs(sum(ok[-1].bands.values()) - 1.0) < 1e-3
     status = engine.status()
     assert status["signal"] == "ok" and status["age_ms"]["p95"] > 0
+    assert status["eeg_time"] == frames[-1].eeg_time  # the MJPEG part headers align on it
+    assert engine.status(frames[0])["eeg_time"] is None  # before the first row: NaN -> None
 
 
 def test_outlet_killed_and_restarted_engine_recovers(tiny_model):
