@@ -42,6 +42,7 @@ NETWORK_CLASSES = {
     "DCGANGenerator": "gan.dcgan:DCGANGenerator",
     "DCGANDiscriminator": "gan.dcgan:DCGANDiscriminator",
     "RRDBNet": "gan.upscale:RRDBNet",
+    "CompactNet": "gan.upscale:CompactNet",
     "PatchDiscriminator": "gan.upscale:PatchDiscriminator",
 }
 LATEST = "latest"

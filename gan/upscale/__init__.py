@@ -1,4 +1,4 @@
-"""``gan.upscale``: an ESRGAN-style ×2/×4 super-resolution upscaler that also denoises.
+"""``gan.upscale``: an ESRGAN-style ×2/×4/×8 super-resolution upscaler that also denoises.
 
 The seeds upscaled their 64 px GAN outputs ×2 and ×4 and denoised them before and after; this
 package does that with a network trained here, on the project's own tile stores.
@@ -6,7 +6,8 @@ package does that with a network trained here, on the project's own tile stores.
 One idea per file:
 
 - :mod:`~gan.upscale.networks`: ESRGAN's RRDBNet (Wang et al. 2018) with an ESRGAN or ESPCN
-  upsampler, the patch discriminator, and the presets (``tiny``, ``cpu``, ``full``).
+  upsampler, the cheaper CompactNet, the patch discriminator, and the presets (``tiny``, ``cpu``,
+  ``compact``, ``full``).
 - :mod:`~gan.upscale.degrade`: Real-ESRGAN-style degradations (blur, downscale, noise, JPEG)
   that turn HR patches into LR inputs on the fly.
 - :mod:`~gan.upscale.metrics`: PSNR and SSIM (the project's one definition) and the bicubic
@@ -43,10 +44,12 @@ from gan.upscale.model import DENOISE_MODES, MODEL_KIND, NETWORK_NAMES, Upscaler
 from gan.upscale.networks import (
     RRDB,
     SCALES,
+    CompactNet,
     PatchDiscriminator,
     ResidualDenseBlock,
     RRDBNet,
     UpscalerPreset,
+    build_upscaler_net,
     get_preset,
     list_presets,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "RRDB",
     "SCALES",
     "ApplyResult",
+    "CompactNet",
     "Degradation",
     "PatchDiscriminator",
     "PatchSource",
@@ -77,6 +81,7 @@ __all__ = [
     "_expand_inputs",
     "apply_files",
     "bicubic_upscale",
+    "build_upscaler_net",
     "compare",
     "degrade",
     "get_degradation",

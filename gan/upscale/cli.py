@@ -6,6 +6,7 @@ python -m gan.upscale train tiles256/ --scale 4 --out runs/sr4                  
 python -m gan.upscale train tiles256/ --scale 4 --out runs/sr4 --minutes 30 --resume auto
 python -m gan.upscale train tiles256/ --scale 2 --out runs/sr2 --steps 4000 --adversarial-steps 2000
 python -m gan.upscale train tiles512/ --scale 4 --out runs/big --preset full --device cuda
+python -m gan.upscale train tiles512/ --scale 8 --out runs/sr8 --preset compact      # 64 -> 512 live
 python -m gan.upscale apply runs/sr4 out/*.png --out big/ --denoise before
 python -m gan.upscale apply runs/sr4 photos/ --out big/ --tile 128 --overlap 16
 """
@@ -109,7 +110,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gan.upscale",
-        description="Train an ESRGAN-style x2/x4 upscaler on a tile store, or apply one to "
+        description="Train an ESRGAN-style x2/x4/x8 upscaler on a tile store, or apply one to "
         "image files (with optional non-local-means denoising before and/or after).",
         epilog="Run 'python -m gan.upscale COMMAND --help' for the options of each command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -127,9 +128,9 @@ def _parser() -> argparse.ArgumentParser:
         "--device cuda\n"
         f"presets: {', '.join(f'{n} ({get_preset(n).description})' for n in list_presets())}")
     t.add_argument("store", metavar="STORE", help="tile store (python -m datasets.art build)")
-    t.add_argument("--scale", type=int, default=4, help="upscaling factor, 2 or 4 (default 4)")
+    t.add_argument("--scale", type=int, default=4, help="upscaling factor, 2, 4 or 8 (default 4)")
     t.add_argument("--out", required=True, help="run folder (snapshots, stats.jsonl)")
-    t.add_argument("--preset", default="cpu", help="network size: cpu (default), full, tiny")
+    t.add_argument("--preset", default="cpu", help="network: cpu (default), compact (cheapest; x8 live), full (GPU), tiny (tests)")
     t.add_argument("--steps", type=int, help="L1 steps (default 20000, or until --minutes)")
     t.add_argument("--minutes", type=float, help="stop (with a snapshot) after this long")
     t.add_argument("--adversarial-steps", type=int, default=0, metavar="N",

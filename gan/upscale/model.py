@@ -20,7 +20,6 @@ from gan.checkpoint import load_network, read_config, resolve_snapshot, save_sna
 from gan.denoise import nl_means
 from gan.ops import assert_shape
 from gan.train import to_uint8
-from gan.upscale.networks import RRDBNet
 from gan.upscale.tiling import upscale_tiled
 from neuropaint.validate import NeuropaintError, check_option
 
@@ -34,13 +33,13 @@ class Upscaler:
 
     Parameters
     ----------
-    net : RRDBNet
+    net : RRDBNet or CompactNet
         The network (its EMA weights, for a trained one).
     info : dict | None
         What the checkpoint says about it (preset, training stats, defaults).
     """
 
-    def __init__(self, net: RRDBNet, info: dict | None = None):
+    def __init__(self, net: torch.nn.Module, info: dict | None = None):
         # channels_last: measured 34 -> 22 ms per 64 -> 256 px frame on one CPU thread
         # (oneDNN's convolutions need no layout reorders); training measured no difference.
         self.net = net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
@@ -48,7 +47,7 @@ class Upscaler:
 
     @property
     def scale(self) -> int:
-        """The upscaling factor (2 or 4)."""
+        """The upscaling factor (2, 4 or 8)."""
         return self.net.scale
 
     @property

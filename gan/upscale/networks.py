@@ -13,7 +13,12 @@ upsampler. Two upsamplers:
   convolution at the input resolution to ``3 * scale²`` channels, rearranged into the output.
   Every convolution then runs on input pixels, which is what makes the ``cpu`` preset fast.
 
-The network predicts a residual over the bicubic upscale of its input, and its last
+A third, cheaper shape for big live frames: ``compact`` (:class:`CompactNet`, the plain
+convolution stack of Real-ESRGAN's SRVGGNetCompact, Wang et al. 2021): a few 3x3
+convolutions with PReLU at the input resolution and a pixel-shuffle. At x8 from a 64 px
+painting it costs a fraction of one RRDB (measured in ``benchmarks/upscale_quality.py``).
+
+Every network predicts a residual over the bicubic upscale of its input, and its last
 convolution starts at zero, so an untrained upscaler is exactly bicubic and training only has
 to learn the missing detail (the global skip of VDSR, Kim et al. 2016).
 
@@ -34,7 +39,8 @@ from torch import nn
 from gan.ops import assert_shape
 from neuropaint.validate import NeuropaintError, build_config, check_int, check_option
 
-SCALES = (2, 4)
+SCALES = (2, 4, 8)
+ARCHS = ("rrdb", "compact")
 RES_SCALE = 0.2  # ESRGAN's residual scaling.
 
 
@@ -48,9 +54,13 @@ class UpscalerPreset(BaseModel):
 
     name: str = Field(description="Registry name.")
     description: str = Field(description="What the preset is for.")
-    num_feat: int = Field(ge=1, description="Feature maps of the RRDB trunk.")
-    num_block: int = Field(ge=1, description="Number of RRDBs.")
-    num_grow_ch: int = Field(ge=1, description="Growth channels of each dense block.")
+    arch: Literal["rrdb", "compact"] = Field("rrdb", description="rrdb (ESRGAN's RRDBNet) or "
+                                             "compact (a plain convolution stack, CompactNet).")
+    num_feat: int = Field(ge=1, description="Feature maps of the trunk.")
+    num_block: int = Field(ge=1, description="rrdb: number of RRDBs; compact: number of "
+                           "hidden 3x3 convolutions.")
+    num_grow_ch: int = Field(ge=1, description="rrdb: growth channels of each dense block "
+                             "(compact: unused).")
     upsampler: Literal["nearest-conv", "pixel-shuffle"] = Field(
         description="nearest-conv (ESRGAN) or pixel-shuffle (ESPCN: all convolutions at the "
         "input resolution).")
@@ -78,6 +88,10 @@ _register(name="tiny", description="Tests: one narrow RRDB, trains in seconds.",
 _register(name="cpu", description="Default: fast on a 2-core CPU (64 -> 256 px live).",
           num_feat=32, num_block=2, num_grow_ch=16, upsampler="pixel-shuffle", d_channels=32,
           batch=16, patch=64, lr=1e-3, d_lr=2e-4)
+_register(name="compact", description="Big live frames: four 3x3 convolutions x 32 "
+          "channels at the input's resolution (x8: 64 -> 512 px live).", arch="compact",
+          num_feat=32, num_block=4, num_grow_ch=1, upsampler="pixel-shuffle", d_channels=32,
+          batch=16, patch=128, lr=1e-3, d_lr=2e-4)
 _register(name="full", description="ESRGAN's generator (23 RRDBs x 64 channels), for GPUs.",
           num_feat=64, num_block=23, num_grow_ch=32, upsampler="nearest-conv", d_channels=64,
           batch=16, patch=128, lr=2e-4, d_lr=1e-4)
@@ -151,7 +165,7 @@ class RRDBNet(nn.Module):
 
     def __init__(
         self,
-        scale: int = 4,                    # Upscaling factor, 2 or 4.
+        scale: int = 4,                    # Upscaling factor, 2, 4 or 8.
         num_feat: int = 64,                # Feature maps of the trunk.
         num_block: int = 23,               # Number of RRDBs.
         num_grow_ch: int = 32,             # Growth channels of each dense block.
@@ -200,6 +214,54 @@ class RRDBNet(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.init_kwargs.items())
+
+
+class CompactNet(nn.Module):
+    """A plain stack of 3x3 convolutions at the input's resolution, then a pixel-shuffle:
+    ``[N, C, H, W]`` in ``[-1, 1]`` -> ``[N, C, sH, sW]`` (Real-ESRGAN's SRVGGNetCompact
+    shape). Like :class:`RRDBNet` it adds a residual to the bicubic upscale, and its last
+    convolution starts at zero, so an untrained one is exactly bicubic.
+    """
+
+    def __init__(
+        self,
+        scale: int = 8,          # Upscaling factor, 2, 4 or 8.
+        num_feat: int = 32,      # Feature maps of every hidden convolution.
+        num_conv: int = 4,       # Hidden 3x3 convolutions after the first.
+        img_channels: int = 3,   # Image channels in and out.
+    ):
+        super().__init__()
+        check_option(scale, "scale", SCALES)
+        self.init_kwargs = {
+            "scale": int(scale), "num_feat": check_int(num_feat, "num_feat", minimum=1),
+            "num_conv": check_int(num_conv, "num_conv", minimum=0),
+            "img_channels": check_int(img_channels, "img_channels", minimum=1),
+        }
+        self.scale = int(scale)
+        self.img_channels = img_channels
+        layers: list[nn.Module] = [nn.Conv2d(img_channels, num_feat, 3, 1, 1), nn.PReLU(num_feat)]
+        for _ in range(num_conv):
+            layers += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.PReLU(num_feat)]
+        self.body = nn.Sequential(*layers)
+        self.conv_last = nn.Conv2d(num_feat, img_channels * scale * scale, 3, 1, 1)
+        nn.init.zeros_(self.conv_last.weight)
+        nn.init.zeros_(self.conv_last.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert_shape(x, [None, self.img_channels, None, None], "x")
+        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return base + F.pixel_shuffle(self.conv_last(self.body(x)), self.scale)  # [N, C, sH, sW]
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.init_kwargs.items())
+
+
+def build_upscaler_net(preset: UpscalerPreset, scale: int) -> nn.Module:
+    """The network a preset describes, at ``scale``."""
+    if preset.arch == "compact":
+        return CompactNet(scale=scale, num_feat=preset.num_feat, num_conv=preset.num_block)
+    return RRDBNet(scale=scale, num_feat=preset.num_feat, num_block=preset.num_block,
+                   num_grow_ch=preset.num_grow_ch, upsampler=preset.upsampler)
 
 
 class PatchDiscriminator(nn.Module):

@@ -46,7 +46,12 @@ from gan.train import Dist, image_grid, optimizer_step, setup_distributed, to_ui
 from gan.upscale.degrade import degrade, get_degradation
 from gan.upscale.metrics import bicubic_upscale, compare, nearest_upscale
 from gan.upscale.model import MODEL_KIND, NETWORK_NAMES
-from gan.upscale.networks import PatchDiscriminator, RRDBNet, get_preset, list_presets
+from gan.upscale.networks import (
+    PatchDiscriminator,
+    build_upscaler_net,
+    get_preset,
+    list_presets,
+)
 from gan.upscale.patches import PatchSource
 from neuropaint.atomic import append_json_line, atomic_path
 from neuropaint.validate import NeuropaintError, check_option
@@ -61,7 +66,7 @@ class UpscaleTrainConfig(BaseModel):
 
     data: str = Field(description="Tile store of HR images (datasets.art build).")
     out: str = Field(description="Run folder: snapshots, stats.jsonl.")
-    scale: Literal[2, 4] = Field(4, description="Upscaling factor.")
+    scale: Literal[2, 4, 8] = Field(4, description="Upscaling factor.")
     preset: str = Field("cpu", description="Preset name (gan.upscale.list_presets()).")
     steps: int | None = Field(20000, ge=0, description="L1 (pixel loss) steps; None: until "
                               "max_minutes.")
@@ -148,8 +153,7 @@ class UpscaleTrainer:
         self.data = PatchSource(cfg.data, patch=self.preset.patch, scale=cfg.scale,
                                 val_fraction=cfg.val_fraction, seed=cfg.seed)
         p = self.preset
-        self.net = RRDBNet(scale=cfg.scale, num_feat=p.num_feat, num_block=p.num_block,
-                           num_grow_ch=p.num_grow_ch, upsampler=p.upsampler).to(self.device)
+        self.net = build_upscaler_net(p, cfg.scale).to(self.device)
         self.net_ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.D = PatchDiscriminator(channels=p.d_channels).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, betas=p.betas)

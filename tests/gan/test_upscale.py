@@ -17,12 +17,14 @@ from gan.checkpoint import load_state, resolve_snapshot, save_snapshot
 from gan.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan.denoise import estimate_noise_sigma, nl_means, nl_means_reference
 from gan.upscale import (
+    CompactNet,
     PatchSource,
     RRDBNet,
     Upscaler,
     UpscaleTrainConfig,
     UpscaleTrainer,
     bicubic_upscale,
+    build_upscaler_net,
     compare,
     degrade,
     get_degradation,
@@ -88,7 +90,7 @@ def trained(paintings_store, tmp_path_factory):
 def test_presets_registry_and_the_papers_generator_size():
     assert {"tiny", "cpu", "full"} <= set(list_presets())
     with pytest.raises(NeuropaintError, match=r"unknown upscaler preset 'huge'; valid presets: "
-                                              r"tiny, cpu, full"):
+                                              r"tiny, cpu, compact, full"):
         get_preset("huge")
     full = get_preset("full")
     net = RRDBNet(scale=4, num_feat=full.num_feat, num_block=full.num_block,
@@ -110,8 +112,41 @@ def test_x2_and_x4_shapes_and_an_untrained_net_is_bicubic(scale, upsampler):
     torch.testing.assert_close(y, bicubic, rtol=0, atol=0)  # zero-initialised last layer
 
 
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_compact_shapes_an_untrained_one_is_bicubic_and_it_is_cheaper_than_rrdb(scale):
+    net = CompactNet(scale=scale, num_feat=8, num_conv=2)
+    x = torch.rand(2, 3, 12, 20) * 2 - 1
+    y = net(x)
+    assert y.shape == (2, 3, 12 * scale, 20 * scale)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic",
+                                              align_corners=False)
+    torch.testing.assert_close(y, bicubic, rtol=0, atol=0)
+    compact, cpu = get_preset("compact"), get_preset("cpu")
+    assert compact.arch == "compact" and cpu.arch == "rrdb"
+    count = {name: sum(p.numel() for p in build_upscaler_net(get_preset(name), 4).parameters())
+             for name in ("compact", "cpu")}
+    assert count["compact"] < count["cpu"] / 2
+
+
+def test_a_compact_x8_upscaler_trains_saves_and_loads(paintings_store, tmp_path):
+    run = tmp_path / "sr8"
+    trainer = UpscaleTrainer(_config(paintings_store, run, scale=8, preset="compact", steps=30,
+                                     patch=32, batch=4, val_every=30, snapshot_every=30,
+                                     tick_every=15, degradation="bicubic"))
+    before = trainer.validate()
+    trainer.train()
+    after = trainer.validate()
+    assert after["psnr_model"] > before["psnr_model"]  # it learnt beyond bicubic
+    up = Upscaler.from_pretrained(run)
+    assert up.scale == 8 and type(up.net).__name__ == "CompactNet"
+    out = up(_image(16))
+    assert out.shape == (1, 3, 128, 128) and out.abs().max() <= 1
+    saved = Upscaler.from_pretrained(up.save_pretrained(tmp_path / "saved"))
+    torch.testing.assert_close(saved(_image(16)), out)
+
+
 def test_bad_scale_and_upsampler_get_clear_messages():
-    with pytest.raises(NeuropaintError, match=r"'scale' must be one of 2, 4, got 3\."):
+    with pytest.raises(NeuropaintError, match=r"'scale' must be one of 2, 4, 8, got 3\."):
         RRDBNet(scale=3)
     with pytest.raises(NeuropaintError, match=r"'upsampler' must be one of"):
         RRDBNet(upsampler="deconv")
@@ -369,7 +404,7 @@ def test_apply_cli_on_real_files(trained, tmp_path, capsys):
 def test_cli_errors_are_one_line(paintings_store, tmp_path, capsys):
     assert run_cli(main, ["train", str(paintings_store), "--scale", "3", "--out",
                           str(tmp_path / "r"), "-q"]) == 2
-    assert "error: 'scale' must be one of 2, 4, got 3." in capsys.readouterr().err
+    assert "error: 'scale' must be one of 2, 4, 8, got 3." in capsys.readouterr().err
     assert run_cli(main, ["train", str(paintings_store), "--out", str(tmp_path / "r"),
                           "--preset", "huge", "-q"]) == 2
     assert "unknown upscaler preset 'huge'" in capsys.readouterr().err
