@@ -8,6 +8,8 @@
   synthetic EEG sessions (``eeg.synthetic``, every state, several seeds);
 - ``upscaler/``: a ``gan.upscale`` x4 model (the seeds' 64 -> 256 px step) trained on 256 px
   procedural paintings, so the live painting is 256 px at the cost of a 64 px generator;
+- ``upscaler_x8/``: a ``compact`` x8 model (64 -> 512 px) trained on 512 px procedural
+  paintings, which ``live.render --size 512`` takes (:func:`demo_upscaler`);
 - ``profile/``: a performer profile (:mod:`conditioning.profile`) of the simulated headset,
   from a guided ``live.calibrate`` session (eyes closed, eyes open, focused, relaxed; the
   simulator plays them as eyes_closed, neutral, focused, drowsy) with ``auto`` targets.
@@ -25,6 +27,7 @@ goes on where it stopped. The paintings and EEG are generated, so nothing is dow
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -39,14 +42,29 @@ __all__ = ["DEMO_MODEL", "build_demo_model", "demo_paths", "demo_profile", "main
 
 DEMO_MODEL = Path(__file__).resolve().parent / "demo_model"
 DEMO_PRESET = "demo64"
+DEMO_RESOLUTION = 64      # The demo generator's side in px.
 EEG_SESSIONS = 8          # Synthetic sessions for the encoder (2 held out by the trainer).
 EEG_SESSION_S = 160.0     # Each cycles the four states 4 times (10 s each).
 
 
-def demo_upscaler(folder: str | Path = DEMO_MODEL) -> Path | None:
-    """The demo model's upscaler folder, or None when it has none."""
-    path = Path(folder) / "upscaler"
-    return path if (path / "config.json").is_file() else None
+def demo_upscaler(folder: str | Path = DEMO_MODEL, size: int | None = 256) -> Path | None:
+    """The demo model's upscaler for a ``size`` px painting, or None when it has none.
+
+    Of its upscalers (``upscaler/`` x4, ``upscaler_x8/``), the one that paints the fewest
+    pixels at or above ``size``; the largest when none reaches it (then the engine says so).
+    """
+    found = {}
+    for path in sorted(Path(folder).glob("upscaler*")):
+        config = path / "config.json"
+        if config.is_file():
+            scale = json.loads(config.read_text()).get("scale")
+            if isinstance(scale, int):
+                found[scale] = path
+    if not found:
+        return None
+    painted = {scale * DEMO_RESOLUTION: path for scale, path in found.items()}
+    enough = [side for side in painted if size is None or side >= size]
+    return painted[min(enough)] if enough else painted[max(painted)]
 
 
 def demo_profile(folder: str | Path = DEMO_MODEL) -> Path | None:

@@ -56,7 +56,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -71,13 +71,14 @@ from conditioning.render import check_encoder
 from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
+from gan.precision import autocast, resolve_precision
 from gan.train import to_uint8
 from neuropaint.validate import NeuropaintError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["COMMANDS", "COMMAND_QUEUE", "Engine", "EngineConfig", "EngineStats", "Frame",
-           "RowBatch", "Sink", "band_meters", "live_spec"]
+           "RowBatch", "Sink", "band_meters", "check_output_size", "live_spec"]
 
 STAT_FRAMES = 600  # Frames kept for the age percentiles.
 REASON_AFTER_S = 2.0  # An artifact held this long gets a reason in the status.
@@ -117,6 +118,10 @@ class EngineConfig(BaseModel):
                                 "a small CPU: more threads spin against the LSL, viewer and "
                                 "simulator threads (a 2-core machine measured 1.9 ms vs 110 ms "
                                 "per 16 px frame under load). None: leave torch as it is.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Number format of the generator and upscaler: auto is bf16 where "
+        "the hardware computes it (a CUDA GPU, a CPU with AVX512-BF16 or AMX), else fp32; "
+        "bf16 where it would be emulated is refused.")
     commands_per_frame: int = Field(16, ge=1, le=COMMAND_QUEUE, description="Most stage "
                                     "commands (OSC in) applied at the start of one frame; "
                                     "the rest wait for the next frames.")
@@ -256,6 +261,20 @@ def _number(value, name: str, low: float, high: float) -> float:
     return float(value)
 
 
+def check_output_size(G: torch.nn.Module, upscaler, size: int | None) -> int:
+    """The side the network paints (the generator's, times the upscaler's factor); a one-line
+    error when ``size`` asks an upscaler for more than it paints (bicubic stretching is what
+    ``--no-upscaler`` is for, and the viewer fits the painting to the screen anyway)."""
+    painted = int(G.img_resolution) * (upscaler.scale if upscaler is not None else 1)
+    if upscaler is not None and size is not None and size > painted:
+        raise NeuropaintError(
+            f"--size {size}: the generator paints {G.img_resolution} px and the x"
+            f"{upscaler.scale} upscaler reaches {painted} px; choose --size {painted} or "
+            f"less, an upscaler that reaches {size} px, or --no-upscaler to stretch with "
+            "bicubic.")
+    return painted
+
+
 def live_spec(spec: FeatureSpec, feature_rate: float) -> FeatureSpec:
     """The encoder's spec with its hop divided by the whole number that reaches ``feature_rate``."""
     k = max(1, math.ceil(spec.hop * feature_rate - 1e-9))
@@ -325,6 +344,9 @@ class Engine:
         self.upscaler = upscaler
         self.keep_ages = keep_ages
         self.device = next(G.parameters()).device
+        self.painted_size = check_output_size(G, upscaler, self.config.size)
+        self.precision = resolve_precision(self.config.precision, self.device,
+                                           what="'precision'")
         meta = source.meta
         self.spec = live_spec(encoder.spec, self.config.feature_rate)
         # Sensor positions (a stream's channels/channel/location) place non-standard labels.
@@ -406,9 +428,10 @@ class Engine:
     def paint(self, ws: np.ndarray) -> np.ndarray:
         """uint8 ``[S, S, 3]`` from one ``ws`` ``[num_ws, w_dim]``."""
         x = torch.from_numpy(np.ascontiguousarray(ws, dtype=np.float32))[None].to(self.device)
-        img = self.G.synthesis(x, noise_mode="const")  # [1, 3, H, W]
-        if self.upscaler is not None:
-            img = self.upscaler(img)
+        with autocast(self.precision, self.device):
+            img = self.G.synthesis(x, noise_mode="const")  # [1, 3, H, W]
+            if self.upscaler is not None:
+                img = self.upscaler(img)
         size = self.config.size
         if size is not None and img.shape[-1] != size:
             img = F.interpolate(img, size=(size, size), mode="bicubic", align_corners=False,

@@ -55,7 +55,7 @@ from conditioning.motion import MotionConfig
 from conditioning.player import PlayerConfig
 from eeg.io import UNITS_CHOICES
 from eeg.synthetic import list_states
-from live.engine import Engine, EngineConfig
+from live.engine import Engine, EngineConfig, check_output_size
 from neuropaint.device import resolve_device
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
@@ -309,12 +309,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="bicubic resizing only, even with the demo model")
     model.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, "
                        "cuda:1, ...")
+    model.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="generator and upscaler number format: auto is bf16 where the "
+                            "hardware computes it (CUDA, a CPU with AVX512-BF16 or AMX), "
+                            "else fp32")
     model.add_argument("--threads", type=int, default=1,
                        help="torch CPU threads; 1 is fastest for small models beside the "
                             "LSL, viewer and simulator threads (2 threads spin against them)")
     paint = p.add_argument_group("painting")
     paint.add_argument("--fps", type=float, default=15.0, help="target frames per second")
-    paint.add_argument("--size", type=int, default=256, help="output side in pixels")
+    paint.add_argument("--size", type=int, default=256,
+                       help="output side in pixels (the demo takes its x8 upscaler above 256)")
     paint.add_argument("--calibration", type=float,
                        help="seconds of EEG that set the session baseline (default: 10 with "
                             "an encoder, 0 with a profile, which brings the performer's own)")
@@ -388,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not is_profile:
             raise NeuropaintError("--hold plays a profile's states; an encoder has none.")
         player = build_config(PlayerConfig, encoder.player_config.model_dump(), hold=args.hold)
-    config = build_config(EngineConfig, fps=args.fps, size=args.size,
+    config = build_config(EngineConfig, fps=args.fps, size=args.size, precision=args.precision,
                           calibration=calibration, seed=args.seed, threads=args.threads,
                           baseline_memory=None if is_profile else 60.0, player=player,
                           motion=build_config(MotionConfig, tau=args.tau, drift=args.drift))
@@ -397,12 +402,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.generator is None):
         from live.demo import demo_upscaler
 
-        upscaler_path = demo_upscaler()  # the demo model's 64 -> 256 step, when it has one
+        upscaler_path = demo_upscaler(size=args.size)  # x4 or x8, whichever reaches --size
     upscaler = None
     if upscaler_path:
         from gan.upscale import Upscaler
 
         upscaler = Upscaler.from_pretrained(upscaler_path, device=device)
+    painted = check_output_size(G, upscaler, args.size)  # before anything starts
 
     stop = threading.Event()
     simulator = source = engine = simulated = osc_in = snapshots = None
@@ -490,8 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                        if is_profile else f"encoder {Path(enc_dir).name}")
             settle = (f"calibrating for {calibration:g} s" if calibration > 0 else
                       "with the profile's baseline")
+            how = (f"{G.img_resolution} px x{upscaler.scale}" if upscaler is not None else
+                   f"{G.img_resolution} px")
+            if args.size > painted:
+                how += " stretched (bicubic)"
             print(f"live.render: painting {source.meta.describe()} with {mapping} at "
-                  f"{args.fps:g} fps, {args.size} px; {settle} (Ctrl-C stops)", flush=True)
+                  f"{args.fps:g} fps, {args.size} px ({how}, {engine.precision}); {settle} "
+                  "(Ctrl-C stops)", flush=True)
             last = [time.monotonic()]
 
             def on_frame(frame) -> None:

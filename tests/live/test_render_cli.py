@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from eeg.io import read_raw
+from gan.precision import bf16_native
 from live.record import read_session
 from tests.live.conftest import wait_for_line
 
@@ -108,7 +109,14 @@ def test_bad_arguments_give_one_line_errors(tiny_model, tmp_path):
         (["--units", "kV", "--no-serve"], "invalid choice: 'kV'"),
         (["--encoder", str(enc), "--generator", str(gen), "--frames-every", "2", "--no-serve"],
          "--frames-every and --frames-max need --frames FOLDER"),
+        (["--size", "4096", "--no-serve"], "upscaler reaches"),
+        (["--encoder", str(enc), "--generator", str(gen), "--upscaler",
+          "live/demo_model/upscaler", "--size", "512", "--no-serve"],
+         "--size 512: the generator paints 16 px and the x4 upscaler reaches 64 px; choose "
+         "--size 64 or less"),
     ]
+    if not bf16_native("cpu"):
+        cases.append((["--precision", "bf16", "--no-serve"], "has no bf16 instructions"))
     for args, message in cases:
         proc = subprocess.run([sys.executable, "-m", "live.render", *args],
                               capture_output=True, text=True, timeout=120)
@@ -129,7 +137,7 @@ def test_the_demo_runs_with_the_bundled_model_and_a_simulated_headset():
     assert "Traceback" not in proc.stderr
     out = proc.stdout
     assert "streaming 'neuropaint-demo-" in out and "viewer at http://127.0.0.1:" in out
-    assert "256 px" in out and "stopped:" in out
+    assert "256 px (64 px x4, " in out and "stopped:" in out
     status = [line for line in out.splitlines() if "fps, age p50" in line]
     assert status and "signal ok" in status[-1], out
 
