@@ -116,6 +116,7 @@ from pythonosc.parsing import osc_types
 from pythonosc.udp_client import UDPClient
 
 from live.engine import COMMANDS, Frame, RowBatch
+from neuropaint.net import split_host_port
 from neuropaint.validate import NeuropaintError
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,6 @@ __all__ = ["PREFIX", "OscIn", "OscOut", "OscOutConfig", "parse_osc_address"]
 
 PREFIX = "/neuropaint"
 _BUNDLE_HEAD = b"#bundle\x00" + osc_types.write_date(IMMEDIATELY)
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # a band, region, state or control in an address
 _LOGGED_MAX = 256  # Distinct problems logged once each; after that only counted.
 
@@ -148,42 +148,17 @@ def parse_osc_address(text: str, option: str, *, allow_zero: bool = False
         An IPv4 or IPv6 address.
     port : int
     """
-    value = str(text).strip()
-
-    def bad(why: str) -> NeuropaintError:
-        return NeuropaintError(f"{option} must be HOST:PORT such as 127.0.0.1:9000; got "
-                               f"{text!r}: {why}.")
-
-    if value.startswith("["):
-        host, closed, rest = value[1:].partition("]")
-        if not closed or not rest.startswith(":"):
-            raise bad("an IPv6 address in brackets must be followed by :PORT")
-        port_text = rest[1:]
-    else:
-        host, colon, port_text = value.rpartition(":")
-        if not colon:
-            raise bad("no port")
-        if ":" in host:
-            raise bad("an IPv6 address goes in brackets, e.g. [::1]:9000")
-    host = host or "127.0.0.1"
-    lowest = 0 if allow_zero else 1
-    if not (port_text.isascii() and port_text.isdigit()) or not (
-            lowest <= int(port_text) <= 65535):
-        raise bad(f"the port must be a number from {lowest} to 65535, not {port_text!r}")
-    port = int(port_text)
+    host, port = split_host_port(text, option, example_port=9000,
+                                 min_port=0 if allow_zero else 1)
     try:
         return str(ipaddress.ip_address(host)), port
     except ValueError:
         pass
-    labels = host.rstrip(".").split(".")
-    if all(label.isdigit() for label in labels):
-        raise bad(f"{host!r} is not an IPv4 address")
-    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise bad(f"{host!r} is not a host name or IP address")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except OSError as exc:
-        raise bad(f"cannot resolve {host!r} ({exc.strerror or exc})") from None
+        raise NeuropaintError(f"{option}: cannot resolve {host!r} "
+                              f"({exc.strerror or exc}).") from None
     return str(infos[0][4][0]), port
 
 

@@ -114,6 +114,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from live.viewer_guard import Guard, check_allowed_hosts, check_token, is_loopback, new_token
 from neuropaint.logs import run_cli, setup_logging
+from neuropaint.net import split_host_port
 from neuropaint.validate import NeuropaintError, build_config, check_int, check_positive
 
 logger = logging.getLogger(__name__)
@@ -152,9 +153,7 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-_ADDRESS_EXAMPLES = "127.0.0.1:8765, :8765, 0.0.0.0:8765 or [::1]:8765"
 # One DNS label: letters, digits and inner hyphens (RFC 1123).
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -174,46 +173,7 @@ def parse_address(text: str) -> tuple[str, int]:
     port : int
         0 to 65535.
     """
-    if not isinstance(text, str):
-        raise NeuropaintError(f"'serve' must be a string HOST:PORT, got {type(text).__name__}.")
-    value = text.strip()
-
-    def bad(why: str) -> NeuropaintError:
-        return NeuropaintError(f"'serve' must be HOST:PORT such as {_ADDRESS_EXAMPLES}; "
-                               f"got {text!r}: {why}.")
-
-    if value.startswith("["):
-        host, closed, rest = value[1:].partition("]")
-        if not closed or not rest.startswith(":"):
-            raise bad("an IPv6 address in brackets must be followed by :PORT")
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise bad(f"{host!r} is not an IPv6 address") from None
-    else:
-        host, colon, port_text = value.rpartition(":")
-        if not colon:
-            raise bad("no port (write :PORT for this machine only)")
-        if ":" in host:
-            raise bad("an IPv6 address goes in brackets, e.g. [::1]:8765")
-        host = host or "127.0.0.1"
-        _check_host(host, bad)
-    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-        raise bad(f"the port must be a number from 0 to 65535, not {port_text!r}")
-    return host, int(port_text)
-
-
-def _check_host(host: str, bad) -> None:
-    labels = host.rstrip(".").split(".")
-    if all(label.isdigit() for label in labels):  # Looks numeric: it must be a real IPv4.
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise bad(f"{host!r} is not an IPv4 address") from None
-        return
-    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise bad(f"{host!r} is not a host name or IP address")
+    return split_host_port(text, "'serve'", example_port=8765)
 
 
 class ViewerConfig(BaseModel):

@@ -330,6 +330,21 @@ def tiny_generator(seed: int = 0, batch_norm: bool = True) -> DCGANGenerator:
     return DCGANGenerator(z_dim=8, img_resolution=16, base_channels=16, batch_norm=batch_norm)
 
 
+class TileReplay(torch.nn.Module):
+    """A "generator" that hands back real tiles of the store (a perfect model of it)."""
+
+    z_dim = 8
+    c_dim = 0
+
+    def __init__(self, tiles: ArtTiles, seed: int):
+        super().__init__()
+        self.tiles = tiles
+        self.g = torch.Generator().manual_seed(seed)
+
+    def forward(self, z, c=None, truncation_psi=1.0):
+        return self.tiles.sample_batch(z.shape[0], self.g)
+
+
 @pytestmark_jit
 def test_evaluate_measures_a_generator_against_real_tiles(tiles16, tmp_path):
     G = tiny_generator().train()
@@ -359,19 +374,8 @@ def test_evaluate_ranks_the_tiles_themselves_above_an_untrained_generator(tiles1
     """A "generator" that returns real tiles scores better than an untrained DCGAN."""
     tiles = ArtTiles(tiles16)
 
-    class TileReplay(torch.nn.Module):
-        z_dim = 8
-        c_dim = 0
-
-        def __init__(self):
-            super().__init__()
-            self.g = torch.Generator().manual_seed(123)
-
-        def forward(self, z, c=None, truncation_psi=1.0):
-            return tiles.sample_batch(z.shape[0], self.g)
-
     untrained = evaluate(tiny_generator(), tiles, num_images=64, batch_size=32)["swd"]
-    perfect = evaluate(TileReplay(), tiles, num_images=64, batch_size=32)["swd"]
+    perfect = evaluate(TileReplay(tiles, 123), tiles, num_images=64, batch_size=32)["swd"]
     assert perfect < untrained / 3
 
 
@@ -380,26 +384,15 @@ def test_floor_measures_two_disjoint_real_sets_and_the_generator_in_its_units(ti
     ratio to it is large, while tiles replayed from the store come out near the floor."""
     tiles = ArtTiles(tiles16)
 
-    class TileReplay(torch.nn.Module):
-        z_dim = 8
-        c_dim = 0
-
-        def __init__(self):
-            super().__init__()
-            self.g = torch.Generator().manual_seed(7)
-
-        def forward(self, z, c=None, truncation_psi=1.0):
-            return tiles.sample_batch(z.shape[0], self.g)
-
     untrained = evaluate(tiny_generator(), tiles, num_images=6, batch_size=6, floor=True)
     assert set(untrained) >= {"swd_floor", "swd_floor_levels", "swd_ratio",
                               "swd_ratio_levels", "swd_ratio_max"}
     assert len(untrained["swd_floor_levels"]) == len(untrained["swd_levels"])
     assert untrained["swd_floor"] < untrained["swd"] / 3
     assert untrained["swd_ratio_max"] >= untrained["swd_ratio_levels"][0] > 3
-    replay = evaluate(TileReplay(), tiles, num_images=6, batch_size=6, floor=True)
+    replay = evaluate(TileReplay(tiles, 7), tiles, num_images=6, batch_size=6, floor=True)
     assert replay["swd_ratio"] < untrained["swd_ratio"] / 3
-    again = evaluate(TileReplay(), tiles, num_images=6, batch_size=6, floor=True)
+    again = evaluate(TileReplay(tiles, 7), tiles, num_images=6, batch_size=6, floor=True)
     assert again["swd_floor"] == replay["swd_floor"]  # seeded: the same two sets
 
 
