@@ -94,7 +94,7 @@ def main() -> None:
     upscaler_path = args.upscaler
     if (upscaler_path is None and args.encoder is None and args.generator is None
             and not args.no_upscaler):
-        upscaler_path = demo_upscaler()
+        upscaler_path = demo_upscaler(size=args.size)
     upscaler = None
     if upscaler_path:
         from gan.upscale import Upscaler
