@@ -9,17 +9,19 @@ once from scratch and once from the bundled base generator (``TrainConfig.init``
 demo's G_ema, D starts fresh), on the same tile store with the same seed. Then both EMA
 generators are measured with :func:`gan.metrics.evaluate` (``floor=True``: SWD per pyramid
 level against real tiles, and the floor, the same SWD between two disjoint sets of real
-tiles), and one JSON line is printed: kimg, images/s, SWD and floor per level and their
-ratio, for each run.
+tiles), and one JSON line is printed: kimg, images/s, SWD at the start and at the end, the
+floor per level and the ratio, for each run. Images/s count the whole ``train()`` call
+(start-up and the final snapshot included; negligible over 30 minutes).
 
 The tile store is built with :func:`datasets.art.build` (random crops, ``--crops-per-image``
 per work, each covering 64-256 source pixels by default, downsampled to 64 px); the floor
 needs ``2 * --num`` tiles. A grid (``grid.png`` in ``--out``: real tiles, then scratch, then
 init samples, one row each) shows the three side by side.
 
-``--parallel`` trains both runs at once as two child processes with one torch thread each,
-so that on a 2-core machine each gets the same wall time and the same share of the CPU;
-without it they train one after the other with ``--threads`` each.
+Each run trains and is measured in a fresh child process (nothing carries over from one
+run to the other). ``--parallel`` starts both at once with one torch thread each, so that on
+a 2-core machine each gets the same wall time and the same share of the CPU; without it
+they run one after the other with ``--threads`` each.
 
 Run (the long version, ~65 minutes on 2 cores with --parallel):
 ``python benchmarks/finetune_art.py --minutes 30 --parallel --out runs/finetune_art``
@@ -70,6 +72,8 @@ def train_one(run: str, store: Path, out: Path, args: argparse.Namespace) -> dic
                       max_minutes=args.minutes,
                       init=str(args.base) if run == "init" else None)
     trainer = Trainer(cfg)
+    # Where each run starts (evaluate() leaves the training RNG as it was).
+    before = evaluate(trainer.G_ema, trainer.data.tiles, num_images=args.num, seed=0)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -88,6 +92,8 @@ def train_one(run: str, store: Path, out: Path, args: argparse.Namespace) -> dic
         "kimg": round(nimg / 1000, 3),
         "img_per_s": round(nimg / seconds, 2),
         "threads": torch.get_num_threads(),
+        "swd_start": round(before["swd"], 3),
+        "swd_start_levels": [round(v, 3) for v in before["swd_levels"]],
         "swd": round(metrics["swd"], 3),
         "swd_levels": [round(v, 3) for v in metrics["swd_levels"]],
         "swd_resolutions": metrics["swd_resolutions"],
@@ -100,22 +106,29 @@ def train_one(run: str, store: Path, out: Path, args: argparse.Namespace) -> dic
     }
 
 
-def _child_argv(run: str, store: Path, out: Path, args: argparse.Namespace) -> list[str]:
+def _child_argv(run: str, store: Path, out: Path, threads: int,
+                args: argparse.Namespace) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", run, "--store", str(store),
             "--out", str(out), "--minutes", str(args.minutes), "--preset", args.preset,
             "--base", str(args.base), "--num", str(args.num), "--seed", str(args.seed),
-            "--threads", "1"]
+            "--threads", str(threads)]
 
 
-def train_parallel(store: Path, out: Path, args: argparse.Namespace) -> dict[str, dict]:
-    """Both runs at once, one child process with one thread each; their figures."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def train_children(store: Path, out: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """Each run in a fresh child process: both at once with one thread each (``--parallel``),
+    or one after the other with ``--threads``. Their figures, by run."""
+    threads = 1 if args.parallel else args.threads
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     children = {}
     for run in RUNS:
         (out / run).mkdir(parents=True, exist_ok=True)
         log = (out / run / "child.log").open("w")
-        children[run] = (subprocess.Popen(_child_argv(run, store, out, args), env=env,
+        children[run] = (subprocess.Popen(_child_argv(run, store, out, threads, args), env=env,
                                           stdout=log, stderr=subprocess.STDOUT), log)
+        if not args.parallel:
+            children[run][0].wait()
     results = {}
     for run, (proc, log) in children.items():
         code = proc.wait()
@@ -188,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes <= 0:
         print("finetune_art: error: --minutes must be positive", file=sys.stderr)
         return 2
-    if args.child:  # one run of --parallel: train, measure, leave result.json
+    if args.child:  # one run: train, measure, leave result.json
         result = train_one(args.child, args.store, args.out, args)
         (args.out / args.child / "result.json").write_text(json.dumps(result))
         return 0
@@ -209,10 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in RUNS:  # a fresh start for both: a run folder left by an earlier call would resume
         shutil.rmtree(args.out / run, ignore_errors=True)
     start = time.perf_counter()
-    if args.parallel:
-        runs = train_parallel(store, args.out, args)
-    else:
-        runs = {run: train_one(run, store, args.out, args) for run in RUNS}
+    runs = train_children(store, args.out, args)
     wall = time.perf_counter() - start
     grid = save_grid(store, args.out, counts["tiles"])
     result = {
