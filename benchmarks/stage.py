@@ -108,6 +108,8 @@ def main() -> None:
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-viewer", action="store_true", help="no viewer and MJPEG client")
+    p.add_argument("--regions", action="store_true",
+                   help="OSC out also sends band powers per region (live.render --osc-regions)")
     args = p.parse_args()
 
     import torch
@@ -116,7 +118,7 @@ def main() -> None:
     from gan.upscale import Upscaler
     from live.demo import demo_upscaler
     from live.engine import Engine, EngineConfig
-    from live.osc import OscIn, OscOut
+    from live.osc import OscIn, OscOut, OscOutConfig
     from live.render import SimulatorProcess, load_models
     from live.sinks import ViewerSink
     from live.source import LSLSource
@@ -134,7 +136,7 @@ def main() -> None:
     name = f"stage-{uuid.uuid4().hex[:8]}"
     sim = SimulatorProcess(name)
     source = LSLSource(name, timeout=10).open()
-    out = OscOut([("127.0.0.1", rx_port)])
+    out = OscOut([("127.0.0.1", rx_port)], OscOutConfig(regions=args.regions))
     switch = Switch(out)
     sinks: list = [switch]
     viewer = None
@@ -231,7 +233,7 @@ def main() -> None:
     send = np.array([m[1] for m in matched]) * 1000.0
     on_seconds = sum(b - a for a, b in windows)
     result = {
-        "benchmark": "stage", "mapping": f"profile {mapping_dir}", "size": args.size,
+        "benchmark": "stage", "regions": args.regions, "mapping": f"profile {mapping_dir}", "size": args.size,
         "target_fps": args.fps, "seconds": round(args.seconds, 1),
         "segment_s": args.segment,
         "osc_out": {

@@ -169,8 +169,10 @@ class OscOutConfig(BaseModel):
 
     max_rows: int = Field(16, ge=1, le=1000, description="Most feature rows sent per frame "
                           "(the newest; older ones are skipped and counted).")
-    regions: bool = Field(True, description="Also send band powers per scalp region "
-                          "(/neuropaint/region/<region>/<band>).")
+    regions: bool = Field(False, description="Also send band powers per scalp region "
+                          "(/neuropaint/region/<region>/<band>): about 80 more messages a "
+                          "row, which a Python receiver needs ~2 ms per row to parse "
+                          "(benchmarks/stage.py --regions).")
     history: int = Field(4096, ge=0, description="Rows remembered as (eeg_time, computed, "
                          "sent) for latency figures (benchmarks/stage.py); 0: none.")
 

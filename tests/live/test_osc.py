@@ -19,7 +19,7 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
 from live.engine import COMMAND_QUEUE, Engine, EngineConfig
-from live.osc import OscIn, OscOut, parse_osc_address
+from live.osc import OscIn, OscOut, OscOutConfig, parse_osc_address
 from live.render import load_models, main
 from live.simulate import Simulator, SimulatorConfig
 from live.sinks import SnapshotWriter
@@ -103,7 +103,7 @@ def test_every_documented_address_arrives_with_types_and_plausible_values(demo):
     sim, name = _start_sim()
     try:
         with LSLSource(name, timeout=5).open() as source:
-            out = OscOut([receiver.address])
+            out = OscOut([receiver.address], OscOutConfig(regions=True))
             engine = _engine(demo, source, sinks=[out])
             sim.set_state("eyes_closed")
             _frames(engine, 3.5)
@@ -400,6 +400,7 @@ def test_bad_osc_addresses_are_one_line_errors(capsys):
     try:
         cases = [
             (["--osc-out", "127.0.0.1"], r"--osc-out must be HOST:PORT .*: no port"),
+            (["--osc-regions", "--no-serve"], r"--osc-regions needs --osc-out HOST:PORT"),
             (["--osc-out", "127.0.0.1:0"], r"the port must be a number from 1 to 65535"),
             (["--osc-out", "127.0.0.1:70000"], r"the port must be a number from 1 to 65535"),
             (["--osc-out", "999.1.1.1:9000"], r"'999.1.1.1' is not an IPv4 address"),
