@@ -1,0 +1,117 @@
+"""Training speed on a CPU: today's step against candidate settings, alternated in one process.
+
+    python benchmarks/train_speed.py [--presets demo64,cpu64] [--batches 8,16] [--steps 8]
+
+For each preset and batch, one :class:`gan.train.Trainer` per variant (same seed, same data)
+runs the real training step (G, D, lazy R1, path length, EMA, ADA) in rounds: every variant
+``--steps`` steps, then the next, ``--rounds`` times, so a noisy neighbour slows them alike.
+Prints one JSON line per case with images/s per variant (the median over rounds), the ratio
+to ``base``, and how far each variant's generator weights drifted from ``base``'s after the
+same steps (0 for settings that change only the speed, not the arithmetic; small for a
+re-ordered sum).
+
+Variants (what issue 16 asked to measure; bf16 is measured only where the CPU has it):
+
+- ``base``: the trainer as it is (``base_again``: the same, for the noise of both figures);
+- ``fused_adam``: Adam's fused CPU kernel (one pass over each tensor instead of a dozen);
+- ``channels_last``: networks and images in NHWC, oneDNN's native layout;
+- ``bf16``: autocast to bfloat16 (only on a CPU with AVX512-BF16 or AMX).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from datasets.procedural import write_store
+from gan.precision import bf16_native, describe_precision
+from gan.train import TrainConfig, Trainer
+
+
+def _fused_adam(trainer: Trainer) -> None:
+    for opt in [trainer.G_opt] + [critic.opt for critic in trainer.critics]:
+        for group in opt.param_groups:
+            group["fused"], group["foreach"] = True, False
+
+
+def _channels_last(trainer: Trainer) -> None:
+    trainer.G.to(memory_format=torch.channels_last)
+    for critic in trainer.critics:
+        critic.D.to(memory_format=torch.channels_last)
+
+
+def _bf16(trainer: Trainer) -> None:
+    trainer.precision = "bf16"
+
+
+# base_again is base once more: its speed and weight drift are what noise alone gives.
+VARIANTS = {"base": None, "base_again": None, "fused_adam": _fused_adam,
+            "channels_last": _channels_last}
+
+
+def run_case(store: Path, out: Path, preset: str, batch: int, steps: int, rounds: int) -> dict:
+    variants = dict(VARIANTS)
+    if bf16_native("cpu"):
+        variants["bf16"] = _bf16
+    trainers = {}
+    for name, change in variants.items():
+        cfg = TrainConfig(data=str(store), out=str(out / name), preset=preset, batch=batch,
+                          kimg=1e6, snapshot_kimg=1e6, tick_kimg=1e6, device="cpu", seed=0)
+        trainer = Trainer(cfg)
+        if change is not None:
+            change(trainer)
+        trainers[name] = trainer
+    # Each trainer keeps its own random stream (latents, noise, augmentation), so that the
+    # variants see the same numbers and their weights can be compared.
+    rng = {name: torch.Generator().manual_seed(0).get_state() for name in trainers}
+    seconds: dict[str, list[float]] = {name: [] for name in trainers}
+    for round_index in range(rounds + 1):  # round 0 warms up (allocations, kernel choice)
+        for name, trainer in trainers.items():
+            torch.set_rng_state(rng[name])
+            start = time.perf_counter()
+            for _ in range(steps if round_index else 1):
+                trainer.train_step()
+            if round_index:
+                seconds[name].append(time.perf_counter() - start)
+            rng[name] = torch.get_rng_state()
+    rate = {name: steps * batch / statistics.median(s) for name, s in seconds.items()}
+    base_weights = torch.cat([p.detach().flatten() for p in trainers["base"].G.parameters()])
+    drift = {}
+    for name, trainer in trainers.items():
+        weights = torch.cat([p.detach().flatten() for p in trainer.G.parameters()])
+        drift[name] = float((weights - base_weights).abs().max())
+    return {"case": "train_speed", "preset": preset, "batch": batch,
+            "steps_per_round": steps, "rounds": rounds,
+            "images_per_s": {k: round(v, 2) for k, v in rate.items()},
+            "ratio_to_base": {k: round(v / rate["base"], 3) for k, v in rate.items()},
+            "weight_drift_vs_base": drift, "threads": torch.get_num_threads(),
+            "precision": describe_precision("fp32", "cpu")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default="demo64,cpu64")
+    parser.add_argument("--batches", default="8,16")
+    parser.add_argument("--steps", type=int, default=8, help="steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = write_store(folder / "paintings", 256, 64)
+        for preset in args.presets.split(","):
+            for batch in (int(b) for b in args.batches.split(",")):
+                out = folder / f"{preset}_{batch}"
+                print(json.dumps(run_case(store, out, preset, batch, args.steps, args.rounds)),
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
