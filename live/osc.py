@@ -21,9 +21,13 @@ Row bundle (one per feature row; floats are 32-bit ``f``, the EEG time a 64-bit 
     /neuropaint/eeg_time              d   LSL time (s) of the row's newest sample
     /neuropaint/band/<band>           f   whole-head relative power, 0..1 (bands sum to 1):
                                           delta theta alpha beta gamma (the spec's bands)
-    /neuropaint/region/<region>/<band> f  the same within one scalp region (frontal_left,
+    /neuropaint/region/<region>/<band> f  with --osc-regions (OscOutConfig.regions): the
+                                          same within one scalp region (frontal_left,
                                           frontal_midline, ..., occipital_right: the spec's
-                                          regions; none at channel level)
+                                          regions; none at channel level). Off by default:
+                                          ~80 more messages a row, which a Python receiver
+                                          takes ~2 ms per row to parse (receipt p95 11 ms
+                                          with them, 6 ms without: benchmarks/stage.py)
     /neuropaint/artifact              i s 1 and what spoils the row (blink, amplitude, flat,
                                           gap, nan), or 0 and ""
   with a performer profile, in the bundle of the newest row of each frame (the profile
