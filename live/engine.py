@@ -31,7 +31,8 @@ status carries a ``reason`` in words, from running counts of feature rows by wha
 them (e.g. "calibrating: 0 clean rows in 40 s — every row over 500 µV; is the stream in µV
 labelled as V?"): a few dictionary look-ups per frame.
 
-Stage controls (OSC in, :mod:`live.osc`; anything may call :meth:`Engine.submit`): commands
+Stage controls (:mod:`live.stage`; OSC in, :mod:`live.osc`; anything may call
+:meth:`Engine.submit`): commands
 wait in a bounded queue (:data:`COMMAND_QUEUE`; when it is full, new ones are dropped and
 counted) and at most ``commands_per_frame`` of them are applied at the start of each frame,
 so a flood of commands costs a bounded amount of work per frame. They hold or release the
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -73,20 +73,17 @@ from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
 from gan.precision import autocast, resolve_precision
 from gan.train import to_uint8
+from live.stage import COMMAND_QUEUE, StageControls
 from neuropaint.validate import NeuropaintError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMMANDS", "COMMAND_QUEUE", "Engine", "EngineConfig", "EngineStats", "Frame",
+__all__ = ["Engine", "EngineConfig", "EngineStats", "Frame",
            "RowBatch", "Sink", "band_meters", "check_output_size", "live_spec"]
 
 STAT_FRAMES = 600  # Frames kept for the age percentiles.
 REASON_AFTER_S = 2.0  # An artifact held this long gets a reason in the status.
 AGE_BINS = 10_000  # 1 ms bins of the whole session's ages (10 s; older ages share the last).
-COMMAND_QUEUE = 256  # Stage commands waiting for a frame; more are dropped (and counted).
-COMMANDS = ("hold", "target", "blend", "force_state", "tau", "drift", "freeze", "blackout",
-            "fade", "snapshot")  # What Engine.submit takes (the OSC-in address space).
-_LOGGED_MAX = 256  # Distinct bad commands logged; after that they are only counted.
 
 
 class EngineConfig(BaseModel):
@@ -241,26 +238,6 @@ class EngineStats:
         return out
 
 
-def _flag(value, name: str) -> bool:
-    """An on/off argument: a number (0 off, anything else on) or an OSC True/False."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return value != 0
-    raise NeuropaintError(f"'{name}' takes 1 or 0, got {value!r}.")
-
-
-def _number(value, name: str, low: float, high: float) -> float:
-    """A finite number from ``low`` (exclusive when 0 and ``name`` is 'tau') to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-            value):
-        raise NeuropaintError(f"'{name}' takes a number, got {value!r}.")
-    low_ok = value > low if name == "tau" else value >= low
-    if not low_ok or value > high:
-        raise NeuropaintError(f"'{name}' must be from {low:g} to {high:g}, got {value!r}.")
-    return float(value)
-
-
 def check_output_size(G: torch.nn.Module, upscaler, size: int | None) -> int:
     """The side the network paints (the generator's, times the upscaler's factor); a one-line
     error when ``size`` asks an upscaler for more than it paints (bicubic stretching is what
@@ -375,25 +352,8 @@ class Engine:
         self._rows: RowBatch | None = None  # the rows read this frame, for row sinks
         self._last_show: float | None = None  # when the last frame started (fades)
         self._painted: tuple[np.ndarray, np.ndarray] | None = None  # (ws, image) last painted
-        # Stage controls.
-        self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE)
-        self.commands_applied = 0
-        self.commands_dropped = 0  # the queue was full
-        self.commands_refused = 0  # bad arguments or not possible now
-        self._drop_lock = threading.Lock()
-        self._logged: set[str] = set()
-        self.hold = False
-        self.blend = 0.0
-        self.target_name: str | None = None
-        self.frozen = False
-        self.blackout = False
-        self.fade = 0.0  # seconds a blackout takes (and its release)
-        self.level = 1.0  # brightness now: 1 the painting, 0 black
-        self._handlers = {"hold": self._cmd_hold, "target": self._cmd_target,
-                          "blend": self._cmd_blend, "force_state": self._cmd_force_state,
-                          "tau": self._cmd_tau, "drift": self._cmd_drift,
-                          "freeze": self._cmd_freeze, "blackout": self._cmd_blackout,
-                          "fade": self._cmd_fade, "snapshot": self._cmd_snapshot}
+        self.stage = StageControls(self.follower, self._painted_now, snapshots,
+                                   per_frame=self.config.commands_per_frame)
 
     # ------------------------------------------------------------------ EEG
     def _take_eeg(self) -> None:
@@ -455,26 +415,13 @@ class Engine:
             try:
                 sink.write_rows(batch)
             except Exception as exc:  # a sink must never stop the painting
-                self._log_once(f"rows:{type(sink).__name__}",
-                               f"{type(sink).__name__}.write_rows failed: {exc}")
-
-    def _shown(self, image: np.ndarray, dt: float) -> np.ndarray:
-        """The painting as the audience sees it: dimmed or black during a blackout."""
-        goal = 0.0 if self.blackout else 1.0
-        if self.level != goal:
-            step = math.inf if self.fade <= 0 else dt / self.fade
-            self.level = max(goal, self.level - step) if goal < self.level else min(
-                goal, self.level + step)
-        if self.level >= 1.0:
-            return image
-        if self.level <= 0.0:
-            return np.zeros_like(image)
-        return (image.astype(np.float32) * self.level).astype(np.uint8)
+                self.stage.log_once(f"rows:{type(sink).__name__}",
+                                    f"{type(sink).__name__}.write_rows failed: {exc}")
 
     def render_frame(self) -> Frame:
         """Paint one frame from whatever EEG has arrived; send it to the sinks."""
         start = local_clock()
-        self._apply_commands()
+        self.stage.apply()
         self._take_eeg()
         stalled = bool(getattr(self.source, "stalled", False))
         index = self.stats.frames
@@ -485,7 +432,7 @@ class Engine:
             # The outlet is gone: hold the last image (and the motion) until it returns.
             self._send_rows(self.last_frame.instrument)
             image = self._painted[1] if self._painted is not None else self.last_frame.image
-            frame = Frame(index=index, image=self._shown(image, dt_show), ws=self.last_frame.ws,
+            frame = Frame(index=index, image=self.stage.shown(image, dt_show), ws=self.last_frame.ws,
                           time=local_clock(), eeg_time=self.last_frame.eeg_time,
                           signal="stalled", valid=False, calibrating=self.last_frame.calibrating,
                           bands=self.last_frame.bands, instrument=self.last_frame.instrument)
@@ -494,10 +441,10 @@ class Engine:
             t = 0.0 if self.first_sample is None else start - self.first_sample
             self._last_step = start
             # Frozen: the motion (and its drift) stand still; the EEG is still read.
-            state = self.follower.step(t, 0.0 if self.frozen else dt_real)
+            state = self.follower.step(t, 0.0 if self.stage.frozen else dt_real)
             self._send_rows(state.instrument)
             painting = self._paint_once(state.ws)
-            image = self._shown(painting, dt_show)
+            image = self.stage.shown(painting, dt_show)
             if self.first_sample is None:
                 signal = "waiting"
             elif state.calibrating:
@@ -526,18 +473,7 @@ class Engine:
         out = {"fps": round(self.stats.fps(), 2), "age_ms": self.stats.age_ms(),
                "dropped": self.stats.dropped, "frames": self.stats.frames,
                "stalled_frames": self.stats.stalled_frames}
-        player = self.follower.player
-        forced = None if player is None or player.forced is None else player.states[
-            player.forced]
-        out["stage"] = {"hold": self.hold, "blend": self.blend, "target": self.target_name,
-                        "forced": forced,
-                        "frozen": self.frozen, "blackout": self.blackout,
-                        "level": round(self.level, 3), "fade": self.fade,
-                        "tau": self.follower.motion.config.tau,
-                        "drift": self.follower.motion.config.drift,
-                        "commands": self.commands_applied,
-                        "commands_dropped": self.commands_dropped,
-                        "commands_refused": self.commands_refused}
+        out["stage"] = self.stage.status()
         if frame is not None:
             out.update({"frame": frame.index, "signal": frame.signal, "bands": frame.bands,
                         "eeg_time": (float(frame.eeg_time) if math.isfinite(frame.eeg_time)
@@ -553,123 +489,14 @@ class Engine:
 
     # ------------------------------------------------------------------ stage controls
     def submit(self, command: str, *args) -> bool:
-        """Queue a stage command (thread-safe, never waits): one of :data:`COMMANDS` with
-        its arguments as OSC gives them. False when the queue is full (dropped, counted)."""
-        try:
-            self.commands.put_nowait((command, args, local_clock()))
-            return True
-        except queue.Full:
-            with self._drop_lock:
-                self.commands_dropped += 1
-                dropped = self.commands_dropped
-            if dropped in (1, 100, 10_000):
-                logger.warning("stage commands arrive faster than frames take them: %d "
-                               "dropped so far", dropped)
-            return False
+        """Queue a stage command from any thread (never waits); see :mod:`live.stage`."""
+        return self.stage.submit(command, *args)
 
-    def _apply_commands(self) -> None:
-        for _ in range(self.config.commands_per_frame):
-            try:
-                command, args, _sent = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            handler = self._handlers.get(command)
-            try:
-                if handler is None:
-                    raise NeuropaintError(f"unknown command; the commands are "
-                                          f"{', '.join(COMMANDS)}.")
-                handler(*args)
-                self.commands_applied += 1
-            except (NeuropaintError, TypeError) as exc:
-                # TypeError: too many arguments for the command.
-                self.commands_refused += 1
-                text = str(exc) if isinstance(exc, NeuropaintError) else "too many arguments"
-                self._log_once(f"{command}:{text}", f"stage command {command!r} {list(args)} "
-                               f"ignored: {text}")
-
-    def _log_once(self, key: str, message: str) -> None:
-        if key in self._logged or len(self._logged) >= _LOGGED_MAX:
-            return
-        self._logged.add(key)
-        logger.warning("%s (logged once)", message)
-
-    def _held_now(self) -> np.ndarray:
-        """The painting's latent now, without the drift (what ``hold`` keeps)."""
-        return self.follower.motion.position
-
-    def _update_held(self) -> None:
-        follower = self.follower
-        if follower.held is None and (self.hold or self.blend > 0):
-            follower.held = self._held_now()
-        follower.set_held(follower.held, 1.0 if self.hold else self.blend)
-
-    def _cmd_hold(self, on=1) -> None:
-        self.hold = _flag(on, "hold")
-        if self.hold:
-            self.follower.held = self._held_now()  # the painting as it is now
-            self.target_name = None
-        self._update_held()
-
-    def _cmd_target(self, which=None) -> None:
-        if which is None or which == "":
-            self.hold, self.target_name = False, None
-            self._update_held()
-            return
-        player = self.follower.player
-        if player is None:
-            raise NeuropaintError("targets are a performer profile's states; an encoder has "
-                                  "none.")
-        if isinstance(which, float) and which.is_integer():
-            which = int(which)
-        if isinstance(which, int) and not isinstance(which, bool) and 0 <= which < len(
-                player.states):
-            index = which
-        elif isinstance(which, str) and which in player.states:
-            index = player.states.index(which)
-        else:
-            raise NeuropaintError(f"unknown target {which!r}; the profile's targets are "
-                                  f"{', '.join(player.states)} (or 0 to "
-                                  f"{len(player.states) - 1}).")
-        self.follower.held = player.targets[index].copy()
-        self.hold, self.target_name = True, player.states[index]
-        self._update_held()
-
-    def _cmd_blend(self, amount) -> None:
-        self.blend = _number(amount, "blend", 0.0, 1.0)
-        self._update_held()
-
-    def _cmd_force_state(self, state=None) -> None:
-        if isinstance(state, float) and state.is_integer():
-            state = int(state)
-        self.follower.force_state(None if state == "" else state)
-
-    def _cmd_tau(self, tau) -> None:
-        self.follower.motion.retune(tau=_number(tau, "tau", 0.0, 600.0))
-
-    def _cmd_drift(self, drift) -> None:
-        self.follower.motion.retune(drift=_number(drift, "drift", 0.0, 100.0))
-
-    def _cmd_freeze(self, on=1) -> None:
-        self.frozen = _flag(on, "freeze")
-
-    def _cmd_blackout(self, on=1) -> None:
-        self.blackout = _flag(on, "blackout")
-
-    def _cmd_fade(self, seconds) -> None:
-        self.fade = _number(seconds, "fade", 0.0, 600.0)
-
-    def _cmd_snapshot(self, name=None) -> None:
-        if self.snapshots is None:
-            raise NeuropaintError("no snapshot folder: start live.render with --snapshot-dir "
-                                  "or --record.")
-        if name is not None and not isinstance(name, str):
-            raise NeuropaintError(f"a snapshot's name must be a string, got "
-                                  f"{type(name).__name__}.")
+    def _painted_now(self) -> tuple[int, np.ndarray, np.ndarray] | None:
         if self._painted is None:
-            raise NeuropaintError("nothing painted yet.")
-        ws, image = self._painted
+            return None
         index = self.last_frame.index if self.last_frame is not None else 0
-        self.snapshots.save(index, image, ws, name or None)
+        return index, self._painted[0], self._painted[1]
 
     # ------------------------------------------------------------------ the reason
     def _reason(self, signal: str, t: float, now: float) -> str | None:

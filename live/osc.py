@@ -119,7 +119,8 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.parsing import osc_types
 from pythonosc.udp_client import UDPClient
 
-from live.engine import COMMANDS, Frame, RowBatch
+from live.engine import Frame, RowBatch
+from live.stage import COMMANDS
 from neuropaint.net import split_host_port
 from neuropaint.validate import NeuropaintError
 

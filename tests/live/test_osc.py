@@ -318,7 +318,7 @@ def test_garbage_and_unknown_addresses_leave_the_loop_running(demo, caplog):
     assert after[-1].image.max() == 0, "a good command after the garbage still works"
     assert engine.follower.motion.config.drift == pytest.approx(0.3)
     assert osc_in.bad_packets >= 3 and osc_in.unknown == 6
-    assert engine.commands_refused == 15
+    assert engine.stage.refused == 15
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     for text in ["unknown OSC address '/somewhere/else'", "unknown OSC address "
                  "'/neuropaint/nope'", "'tau' takes a number, got 'slow'", "too many arguments",
@@ -374,10 +374,10 @@ def test_a_flood_of_commands_costs_bounded_work_per_frame(demo):
             flooder.start()
             applied, waiting = [], []
             for _ in range(20):
-                before = engine.commands_applied
+                before = engine.stage.applied
                 engine.render_frame()
-                applied.append(engine.commands_applied - before)
-                waiting.append(engine.commands.qsize())
+                applied.append(engine.stage.applied - before)
+                waiting.append(engine.stage.commands.qsize())
                 time.sleep(1 / FPS)
             stop.set()
             flooder.join(2)
@@ -386,7 +386,7 @@ def test_a_flood_of_commands_costs_bounded_work_per_frame(demo):
         sim.stop()
     per_frame = engine.config.commands_per_frame
     assert max(applied) == per_frame and max(waiting) <= COMMAND_QUEUE
-    assert engine.commands_dropped > 0 and sent[0] > 20 * per_frame
+    assert engine.stage.dropped > 0 and sent[0] > 20 * per_frame
     # The loop paints on (the in-process simulator, starved of CPU by the flood, may leave
     # gaps that the artifact gate holds the painting through).
     assert engine.last_frame.signal in ("ok", "artifact")
