@@ -70,6 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gan.checkpoint import load_generator, load_network, resolve_snapshot, weights_hash
 from gan.train import to_uint8
 from gan.upscale import _expand_inputs, psnr, ssim  # the project's one PSNR and SSIM
+from gan.upscale.metrics import ssim_map_from
 from neuropaint.atomic import atomic_path, write_json
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError, build_config, check_int
@@ -226,14 +227,7 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> torch.T
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.conv2d(t, rows, groups=C), cols, groups=C)  # "valid" windows
 
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return 1 - ssim_map.mean()
+    return 1 - ssim_map_from(blur, x, y, data_range=1.0).mean()
 
 
 def _d_features(D: torch.nn.Module, img: torch.Tensor) -> list[torch.Tensor]:

@@ -57,14 +57,21 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, crop: int = 0) -> torch.Tensor:
         rows = correlate1d(t, g, axis=2, mode="nearest")[:, :, 5:-5]  # [N, C, H-10, W]
         return correlate1d(rows, g, axis=3, mode="nearest")[:, :, :, 5:-5]  # [N, C, H-10, W-10]
 
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ssim_map_from(blur, x, y, data_range=255.0)
+    return torch.from_numpy(ssim_map.mean(axis=(1, 2, 3)))
+
+
+def ssim_map_from(blur: Callable, x, y, *, data_range: float):
+    """Wang et al.'s SSIM map of ``x`` and ``y`` given their local-window ``blur`` (numpy or
+    torch alike: only arithmetic), with K1 = 0.01, K2 = 0.03 of ``data_range``. The one
+    formula behind :func:`ssim` and ``gan.project``'s differentiable SSIM loss."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return torch.from_numpy(ssim_map.mean(axis=(1, 2, 3)))
 
 
 def _pil_upscale(lr: torch.Tensor, scale: int, resample: Image.Resampling) -> torch.Tensor:
