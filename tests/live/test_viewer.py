@@ -499,10 +499,11 @@ def test_too_many_stream_clients_get_503():
 
 
 def test_a_stalled_client_blocks_neither_publish_nor_other_clients(quiet_log):
+    """60 Hz for 2 s with a stream client that asked and never reads (a tiny receive buffer:
+    the server's socket buffer fills after a few noisy frames): publish stays fast, another
+    client still gets every frame, and stop() still ends at once."""
     viewer = Viewer(port=0, jpeg_quality=95)
     viewer.start()
-    # A client that asks for the stream and never reads, with a tiny receive buffer: the
-    # server's socket buffer (at most 4 MB here) fills after a few noisy frames.
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(("127.0.0.1", _port(viewer)))
@@ -520,18 +521,27 @@ def test_a_stalled_client_blocks_neither_publish_nor_other_clients(quiet_log):
     thread = threading.Thread(target=read_all, daemon=True)
     thread.start()
     rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(8)]
     durations = []
-    for _ in range(40):  # Noise at quality 95: ~400 kB per JPEG, 16 MB in all.
-        image = rng.integers(0, 256, (384, 384, 3), dtype=np.uint8)
-        start = time.perf_counter()
-        viewer.publish(image, {"fps": 20.0})
-        durations.append(time.perf_counter() - start)
-        time.sleep(0.03)
-    _wait_for(lambda: received and received[-1][0] == 40, 10, "the reader to get the last frame")
-    assert sum(size for _, size in received) > 6e6  # More than the stalled socket can buffer.
-    assert viewer.clients == 2  # The stalled one is still connected, stuck in its own thread.
-    # A publish that waited for the stalled client would take CLIENT_TIMEOUT_S (15 s).
-    assert max(durations) < 0.25, f"publish took up to {max(durations) * 1000:.1f} ms"
+    start = time.perf_counter()
+    for i in range(120):  # Noise at quality 95: ~170 kB per JPEG.
+        t0 = time.perf_counter()
+        viewer.publish(frames[i % 8], {"frame": i, "eeg_time": 100.0 + i / 60})
+        durations.append(time.perf_counter() - t0)
+        time.sleep(max(0.0, start + (i + 1) / 60 - time.perf_counter()))
+    _wait_for(lambda: received and received[-1][0] == 120, 10, "the reader to get the last frame")
+    assert viewer.clients == 2  # The stalled one is still there, stuck in its own thread.
+    assert sum(size for _, size in received) > 6e6  # More than the stalled one can buffer.
+    assert len(received) >= 30, len(received)
+    # A publish that waited on the stalled client would take CLIENT_TIMEOUT_S (15 s).
+    # Measured: 0.2 ms median, max 0.4 ms on an idle 2-core machine; on one loaded by other
+    # processes (load 4+) a rare call is descheduled for 10-25 ms, which no code of ours can
+    # prevent: two such outliers of 120 are tolerated, not more.
+    slow = sorted(durations)[-3:]
+    figures = (f"publish: median {np.median(durations) * 1000:.3f} ms, slowest "
+               f"{[round(d * 1000, 2) for d in slow]} ms; {len(received)} frames read")
+    assert slow[0] < 0.010 and slow[-1] < 0.1, figures
+    assert np.median(durations) < 0.001, figures
     start = time.perf_counter()
     viewer.stop()
     assert time.perf_counter() - start < 2.0  # Its socket is shut down, its thread joined.

@@ -3,16 +3,13 @@ stage page and the size truth in real headless Chromium."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import io
 import json
 import logging
 import math
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -30,7 +27,6 @@ from tests.live.test_viewer import (
     _Chromium,
     _instrument,
     _MjpegReader,
-    _port,
     _red,
     _request,
     _solid,
@@ -110,57 +106,6 @@ def test_a_held_painting_is_sent_once_more_and_the_page_form_sends_headers_ahead
         plain.close()
         ahead.close()
 
-
-def test_publish_never_waits_on_a_client_that_never_reads(quiet_log):
-    """60 Hz for 2 s with a stream client that asked and never reads: publish stays fast,
-    another client still gets frames."""
-    viewer = Viewer(port=0, jpeg_quality=95)
-    viewer.start()
-    stalled = socket.socket()
-    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.connect(("127.0.0.1", _port(viewer)))
-    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    reader = _MjpegReader(viewer)
-    _wait_for(lambda: viewer.clients == 2, 5, "2 stream clients")
-    received: list[tuple[int, int]] = []
-
-    def read_all() -> None:
-        with contextlib.suppress(OSError, EOFError):
-            while True:
-                seq, jpeg = reader.frame()
-                received.append((seq, len(jpeg)))
-
-    thread = threading.Thread(target=read_all, daemon=True)
-    thread.start()
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(8)]
-    durations = []
-    start = time.perf_counter()
-    for i in range(120):  # Noise at quality 95: ~170 kB per JPEG.
-        t0 = time.perf_counter()
-        viewer.publish(frames[i % 8], {"frame": i, "eeg_time": 100.0 + i / 60})
-        durations.append(time.perf_counter() - t0)
-        time.sleep(max(0.0, start + (i + 1) / 60 - time.perf_counter()))
-    _wait_for(lambda: received and received[-1][0] == 120, 10, "the reader to get the last frame")
-    try:
-        assert viewer.clients == 2  # The stalled one is still there, stuck in its own thread.
-        assert sum(size for _, size in received) > 6e6  # More than the stalled one can buffer.
-        assert len(received) >= 30, len(received)
-        # A publish that waited on the stalled client would take CLIENT_TIMEOUT_S (15 s).
-        # Measured: 0.2 ms median, max 0.4 ms on an idle 2-core machine; on one loaded by
-        # other processes (load 4+) a rare call is descheduled for 10-25 ms, which no code
-        # of ours can prevent: two such outliers of 120 are tolerated, not more.
-        slow = sorted(durations)[-3:]
-        figures = (f"publish: median {np.median(durations) * 1000:.3f} ms, slowest "
-                   f"{[round(d * 1000, 2) for d in slow]} ms; {len(received)} frames read")
-        print(figures)
-        assert slow[0] < 0.010 and slow[-1] < 0.1, figures
-        assert np.median(durations) < 0.001, figures
-    finally:
-        viewer.stop()
-        thread.join(5)
-        stalled.close()
-        reader.close()
 
 
 def test_cli_test_card_publishes_frame_and_eeg_time_and_takes_a_token():
