@@ -44,8 +44,9 @@ any blackout, and its ``ws``). A bad command is logged once (per command and mes
 ignored.
 
 Sinks with ``write_rows(batch)`` (OSC out) receive each frame's new feature rows as a
-:class:`RowBatch` as soon as they are read, before the painting, so what they send does not
-wait for the generator.
+:class:`RowBatch` as soon as they are computed, before the profile reads them and before the
+painting, so what they send waits for neither; the profile's reading travels with the frame
+(:attr:`Frame.instrument`).
 """
 
 from __future__ import annotations
@@ -157,7 +158,6 @@ class RowBatch:
     times: np.ndarray          # float64 [n_rows]: LSL time of each row's newest sample
     kinds: list[str | None]    # what spoils each row (blink, amplitude, ..., nan); None: clean
     computed: float            # local_clock() when the rows were computed
-    instrument: dict | None = None  # a profile's reading as of the newest row (see Frame)
 
 
 class Sink(Protocol):
@@ -349,7 +349,6 @@ class Engine:
         self.last_frame: Frame | None = None
         self._last_step: float | None = None
         self._stop = threading.Event()
-        self._rows: RowBatch | None = None  # the rows read this frame, for row sinks
         self._last_show: float | None = None  # when the last frame started (fades)
         self._painted: tuple[np.ndarray, np.ndarray] | None = None  # (ws, image) last painted
         self.stage = StageControls(self.follower, self._painted_now, snapshots,
@@ -378,9 +377,9 @@ class Engine:
                 if kind is not None:
                     self.row_kinds[kind] = self.row_kinds.get(kind, 0) + 1
             if self._row_sinks:
-                self._rows = RowBatch(list(rows.names), np.asarray(rows.values),
-                                      np.asarray(rows.times, dtype=np.float64), kinds,
-                                      local_clock())
+                self._send_rows(RowBatch(list(rows.names), np.asarray(rows.values),
+                                         np.asarray(rows.times, dtype=np.float64), kinds,
+                                         local_clock()))
             self.follower.push(rows)
 
     # ------------------------------------------------------------------ pixels
@@ -406,11 +405,7 @@ class Engine:
         self._painted = (ws, image)
         return image
 
-    def _send_rows(self, instrument: dict | None) -> None:
-        batch, self._rows = self._rows, None
-        if batch is None:
-            return
-        batch.instrument = instrument
+    def _send_rows(self, batch: RowBatch) -> None:
         for sink in self._row_sinks:
             try:
                 sink.write_rows(batch)
@@ -430,7 +425,6 @@ class Engine:
         self._last_show = start
         if stalled and self.last_frame is not None:
             # The outlet is gone: hold the last image (and the motion) until it returns.
-            self._send_rows(self.last_frame.instrument)
             image = self._painted[1] if self._painted is not None else self.last_frame.image
             frame = Frame(index=index, image=self.stage.shown(image, dt_show), ws=self.last_frame.ws,
                           time=local_clock(), eeg_time=self.last_frame.eeg_time,
@@ -442,7 +436,6 @@ class Engine:
             self._last_step = start
             # Frozen: the motion (and its drift) stand still; the EEG is still read.
             state = self.follower.step(t, 0.0 if self.stage.frozen else dt_real)
-            self._send_rows(state.instrument)
             painting = self._paint_once(state.ws)
             image = self.stage.shown(painting, dt_show)
             if self.first_sample is None:

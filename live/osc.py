@@ -11,8 +11,9 @@ The EEG values go out **per feature row**, one bundle per row: rows come at 64 p
 moment of the brain (one window, one timestamp), so a patch that makes sound from it gets
 the full rate, and everything in one bundle belongs together. Values that belong to a
 painted frame (its number, age, the loop's fps) go out **per frame**, in a bundle of their
-own. Row bundles are sent as soon as the frame has read its rows, before the generator
-paints, so their latency does not include the painting. A frame sends at most
+own, with the profile's reading (posteriors, committed state, controls), which the player
+updates once per frame. Row bundles are sent as soon as the rows are computed, before the
+profile reads them and before the generator paints, so their latency includes neither. A frame sends at most
 ``OscOutConfig.max_rows`` rows (the newest; older ones are skipped and counted) and the
 frame bundle: bounded work per frame.
 
@@ -26,16 +27,10 @@ Row bundle (one per feature row; floats are 32-bit ``f``, the EEG time a 64-bit 
                                           frontal_midline, ..., occipital_right: the spec's
                                           regions; none at channel level). Off by default:
                                           ~80 more messages a row, which a Python receiver
-                                          takes ~2 ms per row to parse (receipt p95 11 ms
-                                          with them, 6 ms without: benchmarks/stage.py)
+                                          takes ~2 ms per row to parse (receipt p95 10 ms
+                                          with them, 5 ms without: benchmarks/stage.py)
     /neuropaint/artifact              i s 1 and what spoils the row (blink, amplitude, flat,
                                           gap, nan), or 0 and ""
-  with a performer profile, in the bundle of the newest row of each frame (the profile
-  reads that row):
-    /neuropaint/state/<state>         f   the state's smoothed posterior, 0..1
-    /neuropaint/state                 s   the committed state ("" before the first)
-    /neuropaint/control/<control>     f   a continuous control, 0..1 (e.g. relax, focus)
-    /neuropaint/forced                s   the state forced by /neuropaint/force_state, or ""
 
 Frame bundle (one per painted frame)::
 
@@ -47,6 +42,11 @@ Frame bundle (one per painted frame)::
     /neuropaint/signal                s   waiting, calibrating, ok, artifact or stalled
     /neuropaint/dropped               i   frame slots dropped so far
     /neuropaint/level                 f   brightness: 1 the painting, 0 blacked out
+  with a performer profile (its reading as of the frame: the player steps once a frame):
+    /neuropaint/state/<state>         f   the state's smoothed posterior, 0..1
+    /neuropaint/state                 s   the committed state ("" before the first)
+    /neuropaint/control/<control>     f   a continuous control, 0..1 (e.g. relax, focus)
+    /neuropaint/forced                s   the state forced by /neuropaint/force_state, or ""
 
 Bundles carry the timetag "immediately": the EEG time travels as a value, since LSL's clock
 is not the NTP time an OSC timetag means. Non-finite values are left out. A region bundle is
@@ -327,8 +327,6 @@ class OscOut:
                          for j, t in enumerate(plan.templates) if finite[k, j]]
             kind = batch.kinds[row]
             messages.append(self._artifact(kind))
-            if row == n - 1 and batch.instrument is not None:
-                messages += self._instrument(batch.instrument)
             self._send(_bundle(messages), len(messages))
             self.rows_sent += 1
             if self.history.maxlen:
@@ -353,6 +351,8 @@ class OscOut:
         messages.append(_message(f"{PREFIX}/dropped", (int(status.get("dropped", 0)), "i")))
         level = status.get("stage", {}).get("level", 1.0)
         messages.append(self._float(f"{PREFIX}/level", float(level)))
+        if frame.instrument is not None and frame.instrument.get("posteriors"):
+            messages += self._instrument(frame.instrument)  # once the profile has read a row
         messages = [m for m in messages if m is not None]
         self._send(_bundle(messages), len(messages))
         self.frames_sent += 1

@@ -131,9 +131,10 @@ def test_every_documented_address_arrives_with_types_and_plausible_values(demo):
         assert sum(occipital) == pytest.approx(1.0, abs=1e-3)
         flag, kind = row["/neuropaint/artifact"]
         assert isinstance(flag, int) and isinstance(kind, str) and (flag == 1) == (kind != "")
-    # The profile's reading rides in the newest row's bundle of each frame that read rows
-    # (the first come after the 2 s window).
-    read = [r for r in rows if "/neuropaint/state" in r]
+    # The profile's reading rides in the frame bundles (the player steps once a frame), from
+    # the first frame that read rows (after the 2 s window); never in a row bundle.
+    assert not any("/neuropaint/state" in r for r in rows)
+    read = [f for f in framed if "/neuropaint/state" in f]
     assert 0.6 * len(framed) <= len(read) <= len(framed)
     for row in read:
         posteriors = [row[f"/neuropaint/state/{s}"][0] for s in profile.states]
@@ -150,8 +151,11 @@ def test_every_documented_address_arrives_with_types_and_plausible_values(demo):
     closed = [r for r in rows if r["/neuropaint/eeg_time"][0] < switch]
     focused = [r for r in rows if r["/neuropaint/eeg_time"][0] > late]
     assert mean("/neuropaint/band/alpha", closed) > mean("/neuropaint/band/alpha", focused)
-    assert mean("/neuropaint/state/eyes_closed", closed) > 0.5
-    assert mean("/neuropaint/state/focused", focused) > mean("/neuropaint/state/focused", closed)
+    closed_frames = [f for f in read if f["/neuropaint/frame/eeg_time"][0] < switch]
+    focused_frames = [f for f in read if f["/neuropaint/frame/eeg_time"][0] > late]
+    assert mean("/neuropaint/state/eyes_closed", closed_frames) > 0.5
+    assert mean("/neuropaint/state/focused", focused_frames) > mean("/neuropaint/state/focused",
+                                                                      closed_frames)
     # Frame bundles: one per painted frame, with its number, the EEG time and age it shows.
     assert len(framed) == engine.stats.frames
     numbers = [f["/neuropaint/frame"][0] for f in framed]
