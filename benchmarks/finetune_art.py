@@ -44,9 +44,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.real_art import DEFAULT_CACHE, DEFAULT_KINDS, RealArtError, select, summary
-from datasets.art import ArtTiles, build
+from datasets.art import ArtTiles, build, parse_scale_range
 from gan.metrics import evaluate
-from gan.train import TrainConfig, Trainer
+from gan.train import TrainConfig, Trainer, image_grid, to_uint8
 
 RUNS = ("scratch", "init")
 DEFAULT_BASE = Path(__file__).resolve().parents[1] / "live" / "demo_model" / "generator"
@@ -85,8 +85,7 @@ def train_one(run: str, store: Path, out: Path, args: argparse.Namespace) -> dic
     trainer.G_ema.eval()
     with torch.no_grad():
         images = trainer.G_ema(z, None, truncation_psi=1.0)  # [N, 3, H, W] in [-1, 1]
-    samples = (images * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)
-    np.save(out / run / "samples.npy", samples.permute(0, 2, 3, 1).numpy())  # [N, H, W, 3]
+    np.save(out / run / "samples.npy", to_uint8(images))  # [N, H, W, 3]
     return {
         "train_minutes": round(seconds / 60, 2),
         "kimg": round(nimg / 1000, 3),
@@ -145,22 +144,11 @@ def save_grid(store: Path, out: Path, num_tiles: int) -> Path:
     picks = np.random.default_rng(0).choice(num_tiles, GRID_COLUMNS, replace=False)
     real = ArtTiles(store).gather(picks, dtype=torch.uint8).permute(0, 2, 3, 1).numpy()
     rows = [real] + [np.load(out / run / "samples.npy") for run in RUNS]
-    size, gap = real.shape[1], 2
-    grid = np.full((len(rows) * (size + gap) - gap, GRID_COLUMNS * (size + gap) - gap, 3), 255,
-                   dtype=np.uint8)
-    for r, row in enumerate(rows):
-        for c, tile in enumerate(row):
-            grid[r * (size + gap):r * (size + gap) + size,
-                 c * (size + gap):c * (size + gap) + size] = tile
+    grid = image_grid(np.concatenate(rows), cols=GRID_COLUMNS)  # one row each
     path = out / "grid.png"
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2),
                                  Image.NEAREST).save(path)
     return path
-
-
-def _scale_range(text: str) -> tuple[float, float]:
-    low, high = (float(v) for v in text.split(","))
-    return low, high
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--crops-per-image", type=int, default=200,
                         help="random crops per work in the tile store (default: %(default)s)")
-    parser.add_argument("--scale-range", type=_scale_range, default=(1.0, 4.0),
+    parser.add_argument("--scale-range", type=parse_scale_range, default=(1.0, 4.0),
                         help="each crop covers 64*k source px, k in [lo,hi] "
                              "(default: 1,4)")
     parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS),

@@ -72,6 +72,7 @@ __all__ = [
     "build",
     "contact_sheet",
     "export",
+    "parse_scale_range",
     "summarize",
 ]
 
@@ -468,7 +469,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scale_range(text: str) -> tuple[float, float]:
+def parse_scale_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` (or one number) as argparse's ``type=`` for ``--scale-range``."""
     parts = text.split(",")
     try:
         if len(parts) == 1:
@@ -519,7 +521,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--crops-per-image", type=int, default=100, metavar="N",
                    help="random crops per image (random-crop; default 100)")
     b.add_argument("--seed", type=int, default=0, help="seed of crop positions (default 0)")
-    b.add_argument("--scale-range", type=_scale_range, metavar="LO,HI",
+    b.add_argument("--scale-range", type=parse_scale_range, metavar="LO,HI",
                    help="random-crop: crop size*k source px, k log-uniform in [LO,HI] (LO >= 1),"
                    " downsampled to --size; default: native pixels")
     b.add_argument("--min-side", type=int, metavar="PX",

@@ -31,17 +31,9 @@ status carries a ``reason`` in words, from running counts of feature rows by wha
 them (e.g. "calibrating: 0 clean rows in 40 s — every row over 500 µV; is the stream in µV
 labelled as V?"): a few dictionary look-ups per frame.
 
-Stage controls (:mod:`live.stage`; OSC in, :mod:`live.osc`; anything may call
-:meth:`Engine.submit`): commands
-wait in a bounded queue (:data:`COMMAND_QUEUE`; when it is full, new ones are dropped and
-counted) and at most ``commands_per_frame`` of them are applied at the start of each frame,
-so a flood of commands costs a bounded amount of work per frame. They hold or release the
-painting (``hold``, ``target``, ``blend``), force a profile's state (``force_state``), retune
-the motion (``tau``, ``drift``), freeze the image (``freeze``: the motion and the drift stop;
-the EEG is still read, so OSC out and the state go on), black it out (``blackout``, over
-``fade`` seconds) and save a snapshot (``snapshot``: the painting at the painted size, before
-any blackout, and its ``ws``). A bad command is logged once (per command and message) and
-ignored.
+Stage controls (OSC in, or any thread through :meth:`Engine.submit`) are
+:mod:`live.stage`'s: at most ``commands_per_frame`` are applied at the start of each frame,
+so a flood costs bounded work; the commands and what they do are listed there.
 
 Sinks with ``write_rows(batch)`` (OSC out) receive each frame's new feature rows as a
 :class:`RowBatch` as soon as they are computed, before the profile reads them and before the

@@ -120,7 +120,7 @@ from pythonosc.parsing import osc_types
 from pythonosc.udp_client import UDPClient
 
 from live.engine import Frame, RowBatch
-from live.stage import COMMANDS
+from live.stage import COMMANDS, LOGGED_MAX
 from neuropaint.net import split_host_port
 from neuropaint.validate import NeuropaintError
 
@@ -131,7 +131,6 @@ __all__ = ["PREFIX", "OscIn", "OscOut", "OscOutConfig", "parse_osc_address"]
 PREFIX = "/neuropaint"
 _BUNDLE_HEAD = b"#bundle\x00" + osc_types.write_date(IMMEDIATELY)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # a band, region, state or control in an address
-_LOGGED_MAX = 256  # Distinct problems logged once each; after that only counted.
 
 
 def parse_osc_address(text: str, option: str, *, allow_zero: bool = False
@@ -368,7 +367,7 @@ class OscOut:
             except OSError as exc:  # refused (nobody listens), buffer full, unreachable
                 self.send_errors += 1
                 key = f"{target}:{type(exc).__name__}"
-                if key not in self._logged and len(self._logged) < _LOGGED_MAX:
+                if key not in self._logged and len(self._logged) < LOGGED_MAX:
                     self._logged.add(key)
                     logger.warning("OSC out to %s:%d: %s (datagrams are dropped while this "
                                    "lasts; logged once)", *target, exc)
@@ -455,7 +454,7 @@ class OscIn:
     def _problem(self, key: str, message: str) -> None:
         if key in ("not-osc", "malformed"):
             self.bad_packets += 1
-        if key in self._logged or len(self._logged) >= _LOGGED_MAX:
+        if key in self._logged or len(self._logged) >= LOGGED_MAX:
             return
         self._logged.add(key)
         logger.warning("OSC in: %s (logged once)", message)

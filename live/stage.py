@@ -6,7 +6,8 @@ snapshots. Any thread may :meth:`~StageControls.submit` (it never waits; a full 
 and counts); the engine applies at most ``per_frame`` commands at the start of each frame
 (:meth:`~StageControls.apply`), so a flood costs bounded work, and shows each frame through
 :meth:`~StageControls.shown` (the blackout's level). A bad command is refused, counted and
-logged once; it never stops the painting.
+logged once; it never stops the painting. What each command does, with its arguments, is
+the OSC-in address space in :mod:`live.osc`.
 """
 
 from __future__ import annotations

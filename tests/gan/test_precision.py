@@ -53,6 +53,7 @@ def test_a_bf16_painting_stays_close_to_the_fp32_one():
         with autocast("bf16", "cpu"):
             low = G(z, None, noise_mode="const")
     assert low.dtype in (torch.bfloat16, torch.float32)
+    assert not torch.equal(low.float(), ref)  # autocast took effect: bf16 arithmetic ran
     mse = ((low.float() - ref) ** 2).mean().item() / 4.0  # images in [-1, 1]: range 2
     psnr = 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item()
     assert 25.0 < psnr < 200.0, psnr
