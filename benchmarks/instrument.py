@@ -45,7 +45,9 @@ from conditioning.metrics import (
     linear_probe,
     settled_mask,
 )
-from conditioning.render import session_latents, synthesize
+from conditioning.render import session_latents, stream_features, synthesize
+from eeg.artifacts import ArtifactConfig
+from eeg.features import FeatureSpec
 from eeg.synthetic import make_raw
 from gan.checkpoint import load_generator
 from live.demo import demo_paths
@@ -82,13 +84,23 @@ def commit_delays(states: list[str], committed: list[str], times: np.ndarray) ->
     return delays
 
 
+def _player(profile) -> dict:
+    """The player settings the calibration chose, and how they rehearsed on it."""
+    c = profile.player_config
+    rehearsal = profile.accuracy.get("player_rehearsal") or {}
+    return {"evidence_tau": c.evidence_tau, "switch_rate": round(c.switch_rate, 4),
+            "hold": c.hold, "rehearsal_balanced_accuracy": rehearsal.get("balanced_accuracy"),
+            "rehearsal_excursions_per_minute": rehearsal.get("excursions_per_minute")}
+
+
 def synthetic(args, G, gen_path) -> dict:
     rng = np.random.default_rng(args.seed)
     calib = make_raw(len(STATES) * 4 * 20.0, n_channels=32, seed=args.seed + 1000,
                      states=schedule(rng, 4, 20.0))
     started = time.perf_counter()
+    spec = FeatureSpec() if args.window is None else FeatureSpec(window=args.window)
     profile, report = calibrate([calib], gen_path, None, states=STATES, permutations=20,
-                                seed=args.seed)
+                                seed=args.seed, spec=spec)
     fit_s = time.perf_counter() - started
     targets_img = synthesize(G, profile.targets.numpy())  # [K, H, W, 3]
     t = targets_img.astype(np.float32)
@@ -119,6 +131,7 @@ def synthetic(args, G, gen_path) -> dict:
     committed_ok = np.mean([c == lab for c, lab in zip(committed_all, labels, strict=True)])
     return {
         "case": "synthetic", "generator": str(gen_path), "sessions": args.sessions,
+        "window_s": spec.window,
         "fps": FPS, "settled_frames": int(sum(settled_all)),
         "profile_balanced_accuracy": round(report.accuracy.balanced_accuracy, 3),
         "profile_chance_p95": round(report.accuracy.chance_p95, 3),
@@ -129,7 +142,7 @@ def synthetic(args, G, gen_path) -> dict:
         "target_gap_pixels": round(float(target_gap), 2),
         "commit_p50_s": round(float(np.median(delays)), 2),
         "commit_p90_s": round(float(np.percentile(delays, 90)), 2),
-        "calibration_fit_s": round(fit_s, 1),
+        "calibration_fit_s": round(fit_s, 1), "player": _player(profile),
         "goals": {"paintings_balanced_accuracy": ">= 0.95", "committed_true": ">= 0.90",
                   "jump_rate": "< 0.001", "commit_p50_s": "<= 2"},
     }
@@ -181,10 +194,19 @@ def _probe(train_x, train_y, test_x, test_y) -> float:
                           strength=SHRINKAGES[3])["balanced_accuracy"]
 
 
+def _rows_at(rows, times: np.ndarray) -> np.ndarray:
+    """The newest clean row at each time (NaN where the newest row is spoiled or none yet)."""
+    values = np.asarray(rows.values, dtype=np.float64).copy()
+    values[~np.asarray(rows.valid, dtype=bool)] = np.nan
+    at = np.searchsorted(np.asarray(rows.times), times, side="right") - 1
+    out = np.full((len(times), values.shape[1]), np.nan)
+    out[at >= 0] = values[at[at >= 0]]
+    return out
+
+
 def real_case(name: str, args, G, gen_path) -> dict:
     """Calibrate on the first blocks of a real session, perform the rest as live."""
     from benchmarks.real_eeg import RECORDINGS, load
-    from eeg.features import FeatureSpec
     from eeg.labels import state_annotations
 
     rec, case = RECORDINGS[name], REAL_CASES[name]
@@ -195,23 +217,27 @@ def real_case(name: str, args, G, gen_path) -> dict:
     split = float(spans.onset[case["split_blocks"]]) - 0.5  # before the first performed block
     calib = raw.copy().crop(0, split)
     perform = raw.copy().crop(split, None)
-    spec = FeatureSpec(window=case["window"])
+    spec = FeatureSpec(window=args.window or case["window"])
     started = time.perf_counter()
     profile, report = calibrate([calib], gen_path, None, spec=spec, permutations=100,
                                 seed=args.seed, **options)
     fit_s = time.perf_counter() - started
     states = list(profile.states)
     parts = {}
+    scoring = FeatureSpec(window=case["window"])  # the frames scored and the ceiling's rows
     for part, part_raw in (("calibration", calib), ("performance", perform)):
         lat = session_latents(copy.deepcopy(profile), part_raw, fps=FPS)
         labels = window_labels(lat.times, state_spans(
-            part_raw, state_annotations(part_raw, **options)), spec.window)
+            part_raw, state_annotations(part_raw, **options)), scoring.window)
+        reference = lat.features if scoring == spec else _rows_at(
+            stream_features(part_raw, scoring, lat.times, artifacts=ArtifactConfig()),
+            lat.times)
         keep = np.array([bool(lab) and np.isfinite(lat.features[i]).all()
-                         for i, lab in enumerate(labels)])
+                         and np.isfinite(reference[i]).all() for i, lab in enumerate(labels)])
         frames = synthesize(G, lat.ws[keep])
         committed = [(d or {}).get("committed") or "" for d in lat.instrument]
         parts[part] = {"labels": [labels[i] for i in np.flatnonzero(keep)],
-                       "features": lat.features[keep].astype(np.float64),
+                       "features": reference[keep].astype(np.float64),
                        "images": image_features(frames).astype(np.float64),
                        "committed": [committed[i] for i in np.flatnonzero(keep)]}
     cal, perf = parts["calibration"], parts["performance"]
@@ -234,6 +260,7 @@ def real_case(name: str, args, G, gen_path) -> dict:
         "case": f"real:{name}", "licence": rec.licence, "states": states,
         "calibration_blocks": case["split_blocks"], "split_s": round(split, 1),
         "performance_frames": len(perf["labels"]), "fps": FPS, "window_s": spec.window,
+        "scored_window_s": scoring.window,
         "profile_cv_balanced_accuracy": round(report.accuracy.balanced_accuracy, 3),
         "profile_cv_chance_p95": round(report.accuracy.chance_p95, 3),
         "features_ceiling": round(ceiling, 3),
@@ -242,7 +269,7 @@ def real_case(name: str, args, G, gen_path) -> dict:
         "paintings_over_ceiling": round(paintings / ceiling, 3) if ceiling else None,
         "chance_mean": round(float(np.mean(chance)), 3),
         "chance_p95": round(float(np.percentile(chance, 95)), 3),
-        "calibration_fit_s": round(fit_s, 1),
+        "calibration_fit_s": round(fit_s, 1), "player": _player(profile),
         "goal": "paintings >= 0.95 x features_ceiling",
     }
 
@@ -253,6 +280,8 @@ def main(argv=None) -> int:
                    help="comma-separated: synthetic, cost, real")
     p.add_argument("--sessions", type=int, default=3, help="held-out synthetic sessions")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=float, help="feature window in seconds for every case "
+                   "(default: the calibration's default, 2 s on the real recordings)")
     p.add_argument("--generator", help="generator (default: the bundled demo's)")
     p.add_argument("--real", default=",".join(REAL_CASES),
                    help="real recordings to run (benchmarks/real_eeg.py names)")

@@ -37,6 +37,7 @@ import torch
 
 from conditioning.encoder import generator_identity
 from conditioning.player import PlayerConfig
+from conditioning.playertune import PlayerRehearsal, Timeline, tune_player
 from conditioning.profile import (
     DEFAULT_CONTROLS,
     PerformerProfile,
@@ -62,6 +63,13 @@ __all__ = ["CalibrationReport", "LabelledRows", "calibrate", "labelled_rows", "m
            "window_labels"]
 
 CHUNK_S = 1.0 / 16  # Samples reach the processor in chunks this long, as a live stream's do.
+# A profile's feature window. Shorter than the encoders' 2 s: each row is noisier (block-CV
+# accuracy per row 0.72 against 0.82 on the synthetic calibration), but its errors are short
+# and nearly independent, so the player's filter outvotes them, and a change of state shows
+# in the rows sooner. Against 2 s, on the same scored frames (benchmarks/instrument.py
+# --window): synthetic committed state 0.936 vs 0.895 with the commit after 1.95 vs 2.5 s
+# (p50); BioSig motor imagery paintings 0.93 vs 0.82; aeon eyes open/closed 0.86 vs 0.84.
+PROFILE_WINDOW = 0.75
 CONTROL_RANGE = (5.0, 95.0)  # Percentiles of the calibration that map to 0 and 1.
 
 
@@ -86,6 +94,10 @@ class LabelledRows:
     blocks: np.ndarray
     skipped: dict[str, int] = field(default_factory=dict)
     block_seconds: list[float] = field(default_factory=list)  # length of every state span
+    # Every clean row of each recording in time order, labelled or not, as the player would
+    # meet them live: (times, values, labels with "" between blocks, blocks with -1 there).
+    timelines: list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]] = field(
+        default_factory=list)
 
 
 def state_spans(raw: mne.io.BaseRaw, annotations: mne.Annotations
@@ -125,6 +137,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     values, labels, blocks = [], [], []
     skipped: dict[str, int] = {}
     seconds: list[float] = []
+    timelines: list = []
     names: list[str] | None = None
     block = 0
     for recording in recordings:
@@ -142,6 +155,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
         times = np.asarray(rows.times)
         valid = np.asarray(rows.valid, dtype=bool) & np.isfinite(rows.values).all(axis=1)
         in_span = np.array(window_labels(times, spans, spec.window), dtype=object)
+        row_block = np.full(len(times), -1)
         for start, stop, state in spans:
             seconds.append(stop - start)
             # A row counts when its whole window lies inside the span.
@@ -152,14 +166,25 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
                 values.append(np.asarray(rows.values)[take])
                 labels.extend([state] * int(take.sum()))
                 blocks.append(np.full(int(take.sum()), block))
+                row_block[take] = block
             block += 1
+        timelines.append((times[valid], np.asarray(rows.values)[valid],
+                          [str(x) if b >= 0 else "" for x, b in zip(in_span[valid],
+                                                                    row_block[valid],
+                                                                    strict=True)],
+                          row_block[valid]))
     if names is None:
         raise NeuropaintError("no recordings given.")
     if not values:
         raise NeuropaintError("no clean rows inside any state span: the spans are shorter than "
                               f"one feature window ({spec.window:g} s), or every row is spoiled.")
     return LabelledRows(np.concatenate(values), names, labels, np.concatenate(blocks), skipped,
-                        seconds)
+                        seconds, timelines)
+
+
+def profile_spec(window: float = PROFILE_WINDOW) -> FeatureSpec:
+    """The feature spec of a profile: the defaults with a ``window`` s window (0.1 s hop)."""
+    return build_config(FeatureSpec, window=window, hop=min(0.1, window))
 
 
 def player_for(rows: LabelledRows) -> PlayerConfig:
@@ -168,6 +193,26 @@ def player_for(rows: LabelledRows) -> PlayerConfig:
     every 3.5 s), so the filter is as sticky as the performance will be."""
     typical = float(np.median(rows.block_seconds)) if rows.block_seconds else 10.0
     return PlayerConfig(switch_rate=float(np.clip(1.0 / max(typical, 1e-3), 0.02, 2.0)))
+
+
+def _rehearsal_timelines(rows: LabelledRows, profile: PerformerProfile, model, scores,
+                         order: Sequence[str]) -> list[Timeline]:
+    """Each recording's clean rows with the posteriors a rehearsal should see: out-of-block
+    ones for labelled rows (``scores`` are in ``rows``' order), the model's between blocks."""
+    cv_post = np.exp(model.temperature_log_posteriors(scores))
+    index = {s: i for i, s in enumerate(order)}
+    out = []
+    for times, values, labels, blocks in rows.timelines:
+        with torch.no_grad():
+            z = profile.normalizer(torch.from_numpy(values).float()).double().numpy()
+        post = model.posteriors(z)
+        for b in np.unique(blocks[blocks >= 0]):
+            mine, theirs = np.flatnonzero(blocks == b), np.flatnonzero(rows.blocks == b)
+            if len(mine) == len(theirs):  # (overlapping spans keep the full model's)
+                post[mine] = cv_post[theirs]
+        out.append(Timeline(times, post, np.array([index.get(s, -1) for s in labels]),
+                            np.where([s in index for s in labels], blocks, -1)))
+    return out
 
 
 @dataclass
@@ -179,6 +224,7 @@ class CalibrationReport:
     targets: dict[str, str]
     skipped: dict[str, int]
     out: Path | None = None
+    rehearsal: PlayerRehearsal | None = None
 
     def summary(self) -> str:
         lines = [self.accuracy.summary()]
@@ -186,6 +232,8 @@ class CalibrationReport:
             lines.append("controls (0..1 over this performer's 5th-95th percentiles): " + ", ".join(
                 f"{n} {lo:.3g}..{hi:.3g}" for n, (lo, hi) in self.controls.items()))
         lines.append("targets: " + ", ".join(f"{s}={t}" for s, t in self.targets.items()))
+        if self.rehearsal is not None:
+            lines.append(self.rehearsal.summary())
         spoiled = {s: n for s, n in self.skipped.items() if n}
         if spoiled:
             lines.append("rows left out for artifacts: " + ", ".join(
@@ -222,7 +270,8 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
               targets: Mapping[str, str] | None = None,
               controls: Mapping[str, str] | None = None, spec: FeatureSpec | None = None,
               player: PlayerConfig | None = None, permutations: int = 100, seed: int = 0,
-              units: str = "auto") -> tuple[PerformerProfile, CalibrationReport]:
+              units: str = "auto", tune: bool = True
+              ) -> tuple[PerformerProfile, CalibrationReport]:
     """Fit a :class:`PerformerProfile` for ``generator`` from labelled recordings.
 
     Parameters
@@ -239,14 +288,17 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     targets : mapping of state to ``auto`` | ``seed:N`` | image path
         What each state paints (default: ``auto`` for each).
     controls : mapping of name to feature expression (default :data:`DEFAULT_CONTROLS`).
-    spec : FeatureSpec (default ``FeatureSpec()``).
+    spec : FeatureSpec (default :func:`profile_spec`, a :data:`PROFILE_WINDOW` s window).
     player : PlayerConfig (default: :func:`player_for` the calibration's blocks).
+    tune : bool
+        Choose the player's settings by rehearsing the calibration
+        (:mod:`conditioning.playertune`); fields set explicitly in ``player`` are kept.
     permutations : int
         Block-label permutations for the chance level.
     """
     from gan.checkpoint import load_generator
 
-    spec = spec or FeatureSpec()
+    spec = spec or profile_spec()
     permutations = check_int(permutations, "permutations", minimum=0)
     rows = labelled_rows(recordings, spec, states=states, events=events,
                          event_window=event_window, units=units)
@@ -266,9 +318,10 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     identity = generator_identity(generator)
     kept, cweights, lows, highs = _fit_controls(rows, dict(controls or DEFAULT_CONTROLS))
     auto = player_for(rows)
+    given = set() if player is None else set(player.model_fields_set)
     if player is None:
         player = auto
-    elif "switch_rate" not in player.model_fields_set:  # the rest given, the rate from here
+    elif "switch_rate" not in given:  # the rest given, the rate from here
         player = player.model_copy(update={"switch_rate": auto.switch_rate})
     profile = PerformerProfile(spec, rows.names, order, kept, G.num_ws, G.w_dim,
                                generator=identity, player=player)
@@ -280,6 +333,12 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
                               permutations=permutations, shrinkage=model.shrinkage, seed=seed)
     for line in accuracy.warnings:
         logger.warning("%s", line)
+    rehearsal = None
+    if tune:
+        timelines = _rehearsal_timelines(rows, profile, model, scores, order)
+        rehearsal, tried = tune_player(timelines, order, player, spec.hop, fixed=sorted(given))
+        profile.player_config = rehearsal.config
+        logger.info("player chosen from %d settings rehearsed on the calibration", tried)
     profile.state_weight.copy_(torch.from_numpy(model.weight))
     profile.state_offset.copy_(torch.from_numpy(model.offset))
     profile.control_weight.copy_(torch.from_numpy(cweights))
@@ -291,6 +350,8 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     profile.target_sources = sources
     profile.accuracy = accuracy.to_dict() | {"shrinkage": model.shrinkage,
                                              "temperature": model.temperature}
+    if rehearsal is not None:
+        profile.accuracy["player_rehearsal"] = rehearsal.to_dict()
     profile.calibration = {
         "recordings": [str(r) if isinstance(r, str | Path) else "<Raw>" for r in recordings],
         "rows": {s: accuracy.n_rows[s] for s in order},
@@ -299,7 +360,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     }
     report = CalibrationReport(accuracy, {n: (float(lo), float(hi)) for n, lo, hi in
                                           zip(kept, lows, highs, strict=True)}, sources,
-                               rows.skipped)
+                               rows.skipped, rehearsal=rehearsal)
     if out is not None:
         report.out = profile.save_pretrained(out)
         _plots(Path(out), profile, accuracy, G)
@@ -380,14 +441,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="a continuous control: NAME=FEATURE or NAME=FEATURE - FEATURE "
                         "(repeatable; default: " + ", ".join(
                             f"{k}={v}" for k, v in DEFAULT_CONTROLS.items()) + ")")
-    p.add_argument("--window", type=float, default=FeatureSpec().window,
+    p.add_argument("--window", type=float, default=PROFILE_WINDOW,
                    help="feature window in seconds (shorter answers faster, longer is surer)")
-    p.add_argument("--hold", type=float, default=PlayerConfig().hold,
-                   help="seconds a state must lead before the painting commits to it")
+    p.add_argument("--hold", type=float,
+                   help="seconds a state must lead before the painting commits to it "
+                        "(default: chosen by rehearsing the calibration)")
     p.add_argument("--switch-rate", type=float,
                    help="expected state changes per second (lower holds states more "
-                        "firmly, higher answers faster; default: one per calibration block "
-                        "length)")
+                        "firmly, higher answers faster; default: chosen by rehearsing the "
+                        "calibration, around one per block)")
+    p.add_argument("--crossfade", type=float, default=PlayerConfig().crossfade,
+                   help="least seconds a move between the two closest targets takes (0: no "
+                        "limit)")
     p.add_argument("--permutations", type=int, default=100,
                    help="block-label permutations for the chance level")
     p.add_argument("--seed", type=int, default=0, help="seed of auto targets and permutations")
@@ -415,9 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not math.isfinite(args.window) or args.window <= 0:
         raise NeuropaintError(f"'--window' must be a positive number of seconds, got "
                               f"{args.window}.")
-    spec = build_config(FeatureSpec, window=args.window, hop=min(0.1, args.window))
-    player = build_config(PlayerConfig, hold=args.hold, **(
-        {} if args.switch_rate is None else {"switch_rate": args.switch_rate}))
+    spec = profile_spec(args.window)
+    given = {k: v for k, v in (("hold", args.hold), ("switch_rate", args.switch_rate),
+                               ("crossfade", args.crossfade)) if v is not None}
+    player = build_config(PlayerConfig, **given)
     targets = parse_targets(args.target, states)
     _, report = calibrate(args.recordings, Path(args.generator), args.out, states=states,
                           events=events, event_window=window, targets=targets,

@@ -120,8 +120,13 @@ class LatentFollower:
                                   f"{update_momentum!r}.")
         self.update_momentum = update_momentum
         self.index = np.asarray(encoder.match_features(self.names))  # -1: the stream lacks it
-        self.motion = WMotion(motion or MotionConfig(), encoder.num_ws, encoder.w_dim,
-                              w_avg=w_avg, seed=seed)
+        motion = motion or MotionConfig()
+        new_player = getattr(encoder, "new_player", None)  # a performer profile
+        self.player = new_player(player) if new_player is not None else None
+        if self.player is not None and motion.max_step is None:
+            # A change of state morphs over the player's crossfade instead of cutting.
+            motion = motion.model_copy(update={"max_step": self.player.speed_limit()})
+        self.motion = WMotion(motion, encoder.num_ws, encoder.w_dim, w_avg=w_avg, seed=seed)
         self.calibrated = self.calibration_s == 0
         self._pending: list[np.ndarray] = []  # clean rows (encoder order) before calibration
         self._newest: np.ndarray | None = None  # the newest row to encode (missing: baseline)
@@ -131,8 +136,6 @@ class LatentFollower:
         self._fresh = False  # the newest row has not been encoded yet
         self.rows_seen = 0
         self.clean_rows_seen = 0
-        new_player = getattr(encoder, "new_player", None)  # a performer profile
-        self.player = new_player(player) if new_player is not None else None
         self.driven = self.motion.target  # the newest target the EEG gave (w_avg before)
         self.held: np.ndarray | None = None  # a latent the stage controls hold (None: none)
         self.held_amount = 0.0  # 0: the EEG's target, 1: the held latent

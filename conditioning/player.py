@@ -17,12 +17,14 @@ probable state of each row would cut between paintings whenever one row wavers. 
    (no clean rows: nothing is pushed) or a short excursion into another state leaves the
    committed state as it is. The first commitment takes the same test.
 
-   The defaults were chosen on synthetic sessions (held-out seeds, ``benchmarks/
-   instrument.py``): an exponential average of the posteriors (any time constant from 0.4
-   to 2 s, any hold) left 14 % of settled frames on the wrong state, as the per-row state
-   model does (0.85 balanced accuracy): its errors come in stretches of seconds, which an
-   average cannot outvote. The sticky filter brought that to 10-11 % with a commit after
-   2.0-2.3 s (p50);
+   On synthetic sessions (held-out seeds, ``benchmarks/instrument.py``) an exponential
+   average of the posteriors (any time constant from 0.4 to 2 s, any hold) left 14 % of
+   settled frames on the wrong state, as the per-row state model does (0.85 balanced
+   accuracy): its errors come in stretches of seconds, which an average cannot outvote. The
+   sticky filter brought that to 10-11 % with a commit after 2.0-2.5 s (p50). How sticky is
+   best depends on the performer and the paradigm, so a calibration rehearses a few
+   settings on its own out-of-block posteriors and keeps the best
+   (:mod:`conditioning.playertune`);
 3. **target**: the committed state's target ``ws`` plus the continuous controls, each moving
    the painting along its own latent direction *within* the target (a control at the middle
    of the performer's range, 0.5, adds nothing; 0 and 1 add ``-amount`` and ``+amount``
@@ -34,7 +36,11 @@ posteriors and the committed state go on following the EEG (and say so).
 
 Before the first commitment the target is the average of the targets weighted by the
 smoothed posteriors (a quiet blend that resolves as soon as a state holds). The move from
-one target to the next is :class:`conditioning.motion.WMotion`'s job, as for every mapping.
+one target to the next is :class:`conditioning.motion.WMotion`'s job, as for every mapping,
+with its speed limited so that the crossing between the two closest targets takes at least
+``crossfade`` seconds (:meth:`StatePlayer.speed_limit`): at 10 fps on the synthetic sessions
+the largest change between neighbouring frames fell from 24 to 17 (mean pixel levels,
+where the two closest targets' paintings differ by 44), so no change of state reads as a cut.
 Pure numpy; one update costs a few microseconds.
 """
 
@@ -63,6 +69,10 @@ class PlayerConfig(BaseModel):
                         "smoothed posteriors before the painting commits to it.")
     threshold: float = Field(0.5, ge=0, le=1, description="Smoothed posterior a state needs "
                              "to count as leading.")
+    crossfade: float = Field(1.0, ge=0, le=60, description="Least seconds a move between "
+                             "the two closest targets takes: the painting's speed in W is "
+                             "limited to their distance per crossfade, so a change of state "
+                             "morphs instead of cutting (0: no limit).")
     control_tau: float = Field(1.0, ge=0, le=60, description="Seconds over which the "
                                "continuous controls are averaged.")
     control_amount: float = Field(0.75, ge=0, le=10, description="How far a control at 0 or 1 "
@@ -139,6 +149,16 @@ class StatePlayer:
         log_b -= log_b.max()
         out = np.exp(log_b)
         return out / out.sum()
+
+    def speed_limit(self) -> float | None:
+        """Largest W distance per second (worst w, as :class:`conditioning.motion.MotionConfig`
+        ``max_step`` counts it) for :attr:`PlayerConfig.crossfade`; None without a limit."""
+        k = len(self.targets)
+        if self.config.crossfade <= 0 or k < 2:
+            return None
+        closest = min(float(np.linalg.norm(self.targets[i] - self.targets[j], axis=-1).max())
+                      for i in range(k) for j in range(i + 1, k))
+        return closest / self.config.crossfade if closest > 0 else None
 
     def target(self) -> np.ndarray | None:
         """The target ``ws`` ``[num_ws, w_dim]`` now (None before the first row, unless a

@@ -181,6 +181,11 @@ class StateModel:
         """``(n, n_features)`` -> posteriors ``(n, n_states)``, rows summing to 1."""
         return np.exp(self.log_posteriors(x))
 
+    def temperature_log_posteriors(self, scores: np.ndarray) -> np.ndarray:
+        """Discriminant ``scores`` ``(n, n_states)`` (e.g. the out-of-block ones of
+        :func:`fit_state_model`) -> log posteriors with this model's temperature."""
+        return _log_softmax(np.asarray(scores, dtype=np.float64) / self.temperature)
+
 
 def fit_state_model(x: np.ndarray, labels: Sequence[str], blocks: Sequence, states: Sequence[str]
                     ) -> tuple[StateModel, np.ndarray]:

@@ -87,3 +87,21 @@ def test_bad_player_settings_are_one_line_errors():
         build_config(PlayerConfig, hold=-1)
     with pytest.raises(NeuropaintError, match="switch_rate"):
         build_config(PlayerConfig, switch_rate=0)
+
+
+def test_crossfade_limits_the_speed_so_a_change_of_state_morphs():
+    from conditioning.motion import MotionConfig, WMotion
+
+    pl = player(crossfade=1.5)
+    # Targets 0, 1, 2 everywhere: the closest two are 1 apart per element, sqrt(8) per w.
+    assert pl.speed_limit() == pytest.approx(np.sqrt(8) / 1.5)
+    assert player(crossfade=0).speed_limit() is None
+    motion = WMotion(MotionConfig(tau=0.1, max_step=pl.speed_limit()), 4, 8,
+                     w_avg=np.zeros(8, np.float32))
+    motion.step(pl.targets[0], 1.0)
+    t, ws = 0.0, motion.ws
+    while np.abs(ws - pl.targets[1]).max() > 1e-3:
+        ws = motion.step(pl.targets[1], HOP)
+        t += HOP
+        assert t < 10
+    assert t >= 1.5 - HOP  # at least the crossfade, though tau alone would take ~0.3 s

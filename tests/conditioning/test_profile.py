@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conditioning.calibrate import calibrate, labelled_rows
+from conditioning.calibrate import PROFILE_WINDOW, calibrate, labelled_rows
 from conditioning.calibrate import main as calibrate_main
 from conditioning.encoder import FeatureMismatchWarning
 from conditioning.profile import PerformerProfile
@@ -51,6 +51,12 @@ def test_calibration_tells_the_states_apart_by_block(fitted):
     assert sum(acc.n_blocks.values()) == len(ORDER)  # every block, each on one side of a fold
     assert np.asarray(acc.confusion).sum() == sum(acc.n_rows.values())
     assert "balanced accuracy" in report.summary() and "recall" in report.summary()
+    # The player was chosen by rehearsing the calibration, and says how it played it.
+    assert "player: evidence" in report.summary()
+    rehearsal = profile.accuracy["player_rehearsal"]
+    assert rehearsal["config"] == profile.player_config.model_dump(mode="json")
+    assert rehearsal["balanced_accuracy"] > 0.6
+    assert profile.spec.window == PROFILE_WINDOW
     assert sorted(p.name for p in out.iterdir()) == ["accuracy.png", "config.json",
                                                      "profile.safetensors", "targets.png"]
     config = json.loads((out / "config.json").read_text())
