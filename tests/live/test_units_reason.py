@@ -139,14 +139,15 @@ def test_bad_units_for_a_stream_are_one_line():
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
                     reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
 def test_the_viewer_page_shows_the_reason(tmp_path):
+    from live.devtools import Chromium
     from live.viewer import Viewer
-    from tests.live.test_viewer import _Chromium, _solid, _wait_for
+    from tests.live.test_viewer import _solid, _wait_for
 
     reason = ("calibrating: 0 clean rows in 40 s — every row over 500 µV; is the stream in µV "
               "labelled as V?")
     viewer = Viewer(port=0, title="reason test")
     url = viewer.start()
-    browser = _Chromium(tmp_path)
+    browser = Chromium(tmp_path)
     try:
         viewer.publish(_solid((40, 40, 200), (64, 64)),
                        {"fps": 10.0, "signal": "calibrating", "reason": reason})

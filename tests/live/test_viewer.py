@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
 import http.client
 import io
 import json
 import logging
-import os
-import select
 import socket
 import struct
 import subprocess
@@ -25,11 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from live.devtools import CHROMIUM, Chromium
 from live.viewer import Viewer, parse_address
 from neuropaint.validate import NeuropaintError
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -610,101 +606,13 @@ def test_cli_serves_a_test_card_and_rejects_a_bad_address():
 # -- a real browser ----------------------------------------------------------------------------
 
 
-class _Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4).
-
-    The protocol's pipe transport: JSON messages, each ended by a NUL byte; Chromium reads
-    commands on fd 3 and writes replies and events on fd 4.
-    """
-
-    FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--remote-debugging-pipe", "--window-size=640,480", "--hide-scrollbars")
-
-    def __init__(self, folder: Path, size: tuple[int, int] = (640, 480)) -> None:
-        commands_read, self._commands = os.pipe()
-        self._replies, replies_write = os.pipe()
-        # Chromium's ends go above fd 9, so that the 3< and 4> redirections of bash below
-        # cannot overwrite one with the other.
-        theirs = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (commands_read, replies_write)]
-        for fd in (commands_read, replies_write):
-            os.close(fd)
-        self._log = open(folder / "chromium.log", "wb")  # Closed in close().
-        self.proc = subprocess.Popen(
-            ["/bin/bash", "-c", f'exec "$0" "$@" 3<&{theirs[0]} 4>&{theirs[1]}', str(CHROMIUM),
-             *self.FLAGS, f"--user-data-dir={folder / 'profile'}", "about:blank"],
-            pass_fds=theirs, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
-        for fd in theirs:
-            os.close(fd)
-        self._buffer = b""
-        self._next_id = 0
-        targets = self.call("Target.getTargets")["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        self.session = self.call("Target.attachToTarget",
-                                 {"targetId": page["targetId"], "flatten": True})["sessionId"]
-        # The page gets exactly `size` CSS pixels, whatever the headless window's frame.
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": size[0], "height": size[1], "deviceScaleFactor": 1,
-                   "mobile": False}, page=True)
-
-    def call(self, method: str, params: dict | None = None, *, page: bool = False,
-             timeout: float = 30.0) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params or {}}
-        if page:
-            message["sessionId"] = self.session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                reply = json.loads(raw)
-                if reply.get("id") == self._next_id:  # Anything else is an event.
-                    if "error" in reply:
-                        raise RuntimeError(f"{method}: {reply['error']}")
-                    return reply["result"]
-            ready, _, _ = select.select([self._replies], [], [], deadline - time.monotonic())
-            if not ready:
-                raise TimeoutError(f"Chromium did not answer {method} in {timeout} s")
-            chunk = os.read(self._replies, 1 << 20)
-            if not chunk:
-                raise RuntimeError("Chromium exited; see chromium.log")
-            self._buffer += chunk
-
-    def evaluate(self, expression: str) -> object:
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                           page=True)
-        return result["result"].get("value")
-
-    def press(self, key: str) -> None:
-        for kind in ("keyDown", "keyUp"):
-            self.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "text": key},
-                      page=True)
-
-    def screenshot(self) -> np.ndarray:
-        data = self.call("Page.captureScreenshot", {"format": "png"}, page=True)["data"]
-        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
-            self.call("Browser.close", timeout=5)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._commands)
-        os.close(self._replies)
-        self._log.close()
-
-
 def _centre(shot: np.ndarray) -> np.ndarray:
     """Mean colour of the middle of the window, where the painting is."""
     h, w = shot.shape[:2]
     return shot[h // 3: 2 * h // 3, w // 3: 2 * w // 3].reshape(-1, 3).mean(axis=0)
 
 
-def _changed(browser: _Chromium, before: np.ndarray) -> np.ndarray | None:
+def _changed(browser: Chromium, before: np.ndarray) -> np.ndarray | None:
     """A new screenshot if the painting's colour differs from ``before``'s, else None."""
     shot = browser.screenshot()
     return shot if np.abs(_centre(shot) - _centre(before)).max() > 15 else None
@@ -716,7 +624,7 @@ def _changed(browser: _Chromium, before: np.ndarray) -> np.ndarray | None:
 def test_chromium_shows_the_painting_changing_and_reconnects_after_a_restart(tmp_path, quiet_log):
     viewer = Viewer(port=0, title="chromium test")
     url = viewer.start()
-    browser = _Chromium(tmp_path)
+    browser = Chromium(tmp_path)
     try:
         with _Publisher(viewer, lambda i: _red(i, (240, 240)), fps=10):
             browser.call("Page.navigate", {"url": url}, page=True)
@@ -799,7 +707,7 @@ def test_chromium_shows_the_instrument_and_the_instruction_beside_the_painting(t
     viewer.set_targets(list(TARGET_COLOURS), [_solid(c) for c in TARGET_COLOURS.values()])
     painting = _solid((180, 40, 160), (240, 240))
     base = {"fps": 15.0, "signal": "ok", "bands": {"alpha": 0.6, "beta": 0.2}}
-    browser = _Chromium(tmp_path, (1280, 720))
+    browser = Chromium(tmp_path, (1280, 720))
     try:
         viewer.publish(painting, {**base, "instrument": _instrument("focused"),
                                   "instruction": INSTRUCTION})

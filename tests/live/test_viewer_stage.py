@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from live.devtools import CHROMIUM, Chromium
 from live.viewer import Viewer
 from tests.live.test_viewer import (
-    CHROMIUM,
     INSTRUCTION,
     REPO,
     TARGET_COLOURS,
-    _Chromium,
     _instrument,
     _MjpegReader,
     _red,
@@ -162,7 +161,7 @@ def test_chromium_clean_mode_is_the_painting_alone_and_the_panel_tells_the_size(
     colour = (200, 60, 30)
     status = {"fps": 15.0, "signal": "ok", "bands": {"alpha": 0.6}, "frame": 1, "size": [120, 320],
               "instrument": _instrument("focused"), "instruction": INSTRUCTION}
-    browser = _Chromium(tmp_path, (640, 480))
+    browser = Chromium(tmp_path, (640, 480))
     try:
         viewer.publish(_solid(colour, (120, 320)), status)
         browser.call("Page.navigate", {"url": url + "&clean=1"}, page=True)
