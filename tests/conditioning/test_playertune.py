@@ -19,7 +19,7 @@ def timeline(blocks: list[tuple[int, float]], rest: float, bursts: dict[int, tup
     times, post, labels, block_ids = [], [], [], []
     t = 0.0
     for b, (state, seconds) in enumerate(blocks):
-        for i in range(round(rest / HOP)):
+        for _ in range(round(rest / HOP)):
             times.append(t)
             post.append([0.5, 0.5])
             labels.append(-1)
