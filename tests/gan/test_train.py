@@ -176,7 +176,9 @@ def test_kill_9_mid_run_leaves_a_resumable_run(paintings_store, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_stay_in_sync_under_torchrun(paintings_store, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    # The workers import this checkout whatever neuropaint pip has installed elsewhere.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(29500 + os.getpid() % 1000),
            str(REPO / "tests" / "gan" / "ddp_worker.py"), str(paintings_store), str(tmp_path)]
