@@ -105,7 +105,8 @@ def _player(profile) -> dict:
     rehearsal = profile.accuracy.get("player_rehearsal") or {}
     return {"evidence_tau": c.evidence_tau, "switch_rate": round(c.switch_rate, 4),
             "hold": c.hold, "rehearsal_balanced_accuracy": rehearsal.get("balanced_accuracy"),
-            "rehearsal_excursions_per_minute": rehearsal.get("excursions_per_minute")}
+            "rehearsal_excursions_per_minute": rehearsal.get("excursions_per_minute"),
+            "rehearsal_commit_p50_s": rehearsal.get("commit_p50_s")}
 
 
 def synthetic(args, G, gen_path) -> dict:

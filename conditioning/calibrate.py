@@ -37,7 +37,7 @@ import torch
 
 from conditioning.encoder import generator_identity
 from conditioning.player import PlayerConfig
-from conditioning.playertune import PlayerRehearsal, Timeline, tune_player
+from conditioning.playertune import RESPONSE_S, PlayerRehearsal, Timeline, tune_player
 from conditioning.profile import (
     DEFAULT_CONTROLS,
     PerformerProfile,
@@ -94,6 +94,7 @@ class LabelledRows:
     blocks: np.ndarray
     skipped: dict[str, int] = field(default_factory=dict)
     block_seconds: list[float] = field(default_factory=list)  # length of every state span
+    block_starts: list[float] = field(default_factory=list)  # its start, its recording's clock
     # Every clean row of each recording in time order, labelled or not, as the player would
     # meet them live: (times, values, labels with "" between blocks, blocks with -1 there).
     timelines: list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]] = field(
@@ -137,6 +138,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     values, labels, blocks = [], [], []
     skipped: dict[str, int] = {}
     seconds: list[float] = []
+    starts: list[float] = []
     timelines: list = []
     names: list[str] | None = None
     block = 0
@@ -158,6 +160,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
         row_block = np.full(len(times), -1)
         for start, stop, state in spans:
             seconds.append(stop - start)
+            starts.append(start)
             # A row counts when its whole window lies inside the span.
             inside = (in_span == state) & (times >= start) & (times <= stop + 1e-9)
             skipped[state] = skipped.get(state, 0) + int((inside & ~valid).sum())
@@ -179,7 +182,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
         raise NeuropaintError("no clean rows inside any state span: the spans are shorter than "
                               f"one feature window ({spec.window:g} s), or every row is spoiled.")
     return LabelledRows(np.concatenate(values), names, labels, np.concatenate(blocks), skipped,
-                        seconds, timelines)
+                        seconds, starts, timelines)
 
 
 def profile_spec(window: float = PROFILE_WINDOW) -> FeatureSpec:
@@ -210,8 +213,9 @@ def _rehearsal_timelines(rows: LabelledRows, profile: PerformerProfile, model, s
             mine, theirs = np.flatnonzero(blocks == b), np.flatnonzero(rows.blocks == b)
             if len(mine) == len(theirs):  # (overlapping spans keep the full model's)
                 post[mine] = cv_post[theirs]
+        starts = {int(b): rows.block_starts[b] for b in np.unique(blocks[blocks >= 0])}
         out.append(Timeline(times, post, np.array([index.get(s, -1) for s in labels]),
-                            np.where([s in index for s in labels], blocks, -1)))
+                            np.where([s in index for s in labels], blocks, -1), starts))
     return out
 
 
@@ -270,7 +274,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
               targets: Mapping[str, str] | None = None,
               controls: Mapping[str, str] | None = None, spec: FeatureSpec | None = None,
               player: PlayerConfig | None = None, permutations: int = 100, seed: int = 0,
-              units: str = "auto", tune: bool = True
+              units: str = "auto", tune: bool = True, response: float | None = RESPONSE_S
               ) -> tuple[PerformerProfile, CalibrationReport]:
     """Fit a :class:`PerformerProfile` for ``generator`` from labelled recordings.
 
@@ -293,6 +297,9 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     tune : bool
         Choose the player's settings by rehearsing the calibration
         (:mod:`conditioning.playertune`); fields set explicitly in ``player`` are kept.
+    response : float | None
+        The median seconds from a new state to its commit the chosen setting must keep to
+        in the rehearsal, when any setting can (None: no such condition).
     permutations : int
         Block-label permutations for the chance level.
     """
@@ -336,7 +343,8 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     rehearsal = None
     if tune:
         timelines = _rehearsal_timelines(rows, profile, model, scores, order)
-        rehearsal, tried = tune_player(timelines, order, player, spec.hop, fixed=sorted(given))
+        rehearsal, tried = tune_player(timelines, order, player, spec.hop, fixed=sorted(given),
+                                       response=response)
         profile.player_config = rehearsal.config
         logger.info("player chosen from %d settings rehearsed on the calibration", tried)
     profile.state_weight.copy_(torch.from_numpy(model.weight))

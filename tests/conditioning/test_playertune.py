@@ -16,9 +16,10 @@ def timeline(blocks: list[tuple[int, float]], rest: float, bursts: dict[int, tup
     """Blocks of (state, seconds) with ``rest`` seconds of 50/50 posteriors between them;
     ``bursts`` maps a block to (offset, seconds) of rows that read as the other state."""
     rng = np.random.default_rng(seed)
-    times, post, labels, block_ids = [], [], [], []
+    times, post, labels, block_ids, starts = [], [], [], [], {}
     t = 0.0
     for b, (state, seconds) in enumerate(blocks):
+        starts[b] = t + rest
         for _ in range(round(rest / HOP)):
             times.append(t)
             post.append([0.5, 0.5])
@@ -36,7 +37,8 @@ def timeline(blocks: list[tuple[int, float]], rest: float, bursts: dict[int, tup
             labels.append(state)
             block_ids.append(b)
             t += HOP
-    return Timeline(np.array(times), np.array(post), np.array(labels), np.array(block_ids))
+    return Timeline(np.array(times), np.array(post), np.array(labels), np.array(block_ids),
+                    starts)
 
 
 def test_rehearsal_counts_right_rows_and_wrong_excursions():
@@ -72,3 +74,21 @@ def test_settings_given_by_the_performer_are_kept():
     assert chosen.config.hold == 1.0 and chosen.config.switch_rate == 0.3
     assert tried == 4  # only the evidence time constant was free
     assert "hold 1 s" in chosen.summary()
+
+
+def test_the_chosen_setting_answers_a_new_state_in_time_when_one_can():
+    from conditioning.playertune import GRID, RESPONSE_S
+
+    # Weak evidence (0.6) in 20 s blocks: the stickiest settings take long to commit.
+    line = timeline([(k % 2, 20.0) for k in range(8)], 2.0, {}, p=0.6, seed=3)
+    base = PlayerConfig(switch_rate=1 / 20.0)
+    everything = [rehearse(base.model_copy(update={"evidence_tau": e, "hold": h}), [line],
+                           STATES, HOP) for e in GRID["evidence_tau"] for h in GRID["hold"]]
+    assert max(r.commit_p50 for r in everything) > RESPONSE_S  # some are too slow
+    chosen, _ = tune_player([line], STATES, base, HOP)
+    assert chosen.commit_p50 <= RESPONSE_S
+    assert f"committed after {chosen.commit_p50:.1f} s" in chosen.summary()
+    # Asked for the impossible, it still plays, and says so.
+    slowest, _ = tune_player([line], STATES, base, HOP, response=0.01)
+    assert "no setting answered within 0.01 s" in slowest.summary()
+    assert slowest.commit_p50 > 0.01
