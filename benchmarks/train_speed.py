@@ -13,6 +13,9 @@ re-ordered sum).
 Variants (what issue 16 asked to measure; bf16 is measured only where the CPU has it):
 
 - ``base``: the trainer as it is (``base_again``: the same, for the noise of both figures);
+- ``per_sample_G``: the generator's high-resolution blocks one sample at a time in training,
+  as rendering does (the step before 2026-12-06; its ratio to ``base`` is what that change
+  gave);
 - ``fused_adam``: Adam's fused CPU kernel (one pass over each tensor instead of a dozen);
 - ``channels_last``: networks and images in NHWC, oneDNN's native layout;
 - ``bf16``: autocast to bfloat16 (only on a CPU with AVX512-BF16 or AMX).
@@ -47,13 +50,17 @@ def _channels_last(trainer: Trainer) -> None:
         critic.D.to(memory_format=torch.channels_last)
 
 
+def _per_sample_G(trainer: Trainer) -> None:
+    trainer.G.synthesis.per_sample_in_training = True  # the step as it was before
+
+
 def _bf16(trainer: Trainer) -> None:
     trainer.precision = "bf16"
 
 
 # base_again is base once more: its speed and weight drift are what noise alone gives.
-VARIANTS = {"base": None, "base_again": None, "fused_adam": _fused_adam,
-            "channels_last": _channels_last}
+VARIANTS = {"base": None, "base_again": None, "per_sample_G": _per_sample_G,
+            "fused_adam": _fused_adam, "channels_last": _channels_last}
 
 
 def run_case(store: Path, out: Path, preset: str, batch: int, steps: int, rounds: int) -> dict:
