@@ -70,6 +70,7 @@ CHUNK_S = 1.0 / 16  # Samples reach the processor in chunks this long, as a live
 # --window): synthetic committed state 0.936 vs 0.895 with the commit after 1.95 vs 2.5 s
 # (p50); BioSig motor imagery paintings 0.93 vs 0.82; aeon eyes open/closed 0.86 vs 0.84.
 PROFILE_WINDOW = 0.75
+WHOLE_BLOCK_S = 30.0  # Blocks a recording of one state is cut into (--recording-states).
 CONTROL_RANGE = (5.0, 95.0)  # Percentiles of the calibration that map to 0 and 1.
 
 
@@ -129,10 +130,23 @@ def window_labels(times: np.ndarray, spans: Sequence[tuple[float, float, str]],
 def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[str] | None = None,
                   events: Mapping[str, str] | None = None,
                   event_window: tuple[float, float] | None = None,
-                  artifacts: ArtifactConfig | None = None, units: str = "auto"
-                  ) -> LabelledRows:
-    """The clean, labelled feature rows of ``recordings`` (paths or MNE Raw objects)."""
-    from eeg.labels import state_annotations
+                  artifacts: ArtifactConfig | None = None, units: str = "auto",
+                  recording_states: Sequence[str] | None = None,
+                  block_seconds: float = WHOLE_BLOCK_S) -> LabelledRows:
+    """The clean, labelled feature rows of ``recordings`` (paths or MNE Raw objects).
+
+    ``recording_states``: one state per recording, each recording that state throughout, cut
+    into blocks of ``block_seconds`` (:func:`eeg.labels.whole_recording_blocks`); None: the
+    spans come from each recording's annotations or cues.
+    """
+    from eeg.labels import state_annotations, whole_recording_blocks
+
+    if recording_states is not None and len(recording_states) != len(recordings):
+        raise NeuropaintError(f"{len(recording_states)} recording states for "
+                              f"{len(recordings)} recordings: give one state per recording, "
+                              f"in the same order.")
+    if recording_states is not None and events is not None:
+        raise NeuropaintError("give recording states or event codes, not both.")
 
     artifacts = artifacts or ArtifactConfig()
     values, labels, blocks = [], [], []
@@ -142,10 +156,17 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
     timelines: list = []
     names: list[str] | None = None
     block = 0
-    for recording in recordings:
+    described: set[str] = set()
+    for number, recording in enumerate(recordings):
         raw = as_raw(recording, units=units)
-        spans = state_spans(raw, state_annotations(raw, events=events, event_window=event_window,
-                                              states=states))
+        described.update(str(d) for d in raw.annotations.description)
+        if recording_states is not None:
+            blocks_of = whole_recording_blocks(raw, recording_states[number], block_seconds)
+            spans = state_spans(raw, blocks_of)
+        else:
+            spans = state_spans(raw, state_annotations(raw, events=events,
+                                                      event_window=event_window,
+                                                      states=states))
         duration = raw.n_times / raw.info["sfreq"]
         chunks = np.arange(CHUNK_S, duration + CHUNK_S, CHUNK_S)
         rows = stream_features(raw, spec, chunks, artifacts=artifacts)
@@ -178,6 +199,12 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
                           row_block[valid]))
     if names is None:
         raise NeuropaintError("no recordings given.")
+    if not starts:
+        found = ", ".join(sorted(described)[:8]) or "none"
+        raise NeuropaintError(f"these recordings name no states (their annotations: {found}): "
+                              f"label them with --events CODE=STATE --event-window TMIN,TMAX, "
+                              f"or, when each recording is one state throughout, with "
+                              f"--recording-states STATE,STATE,... (one per recording).")
     if not values:
         raise NeuropaintError("no clean rows inside any state span: the spans are shorter than "
                               f"one feature window ({spec.window:g} s), or every row is spoiled.")
@@ -274,7 +301,9 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
               targets: Mapping[str, str] | None = None,
               controls: Mapping[str, str] | None = None, spec: FeatureSpec | None = None,
               player: PlayerConfig | None = None, permutations: int = 100, seed: int = 0,
-              units: str = "auto", tune: bool = True, response: float | None = RESPONSE_S
+              units: str = "auto", tune: bool = True, response: float | None = RESPONSE_S,
+              recording_states: Sequence[str] | None = None,
+              block_seconds: float = WHOLE_BLOCK_S
               ) -> tuple[PerformerProfile, CalibrationReport]:
     """Fit a :class:`PerformerProfile` for ``generator`` from labelled recordings.
 
@@ -297,6 +326,9 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     tune : bool
         Choose the player's settings by rehearsing the calibration
         (:mod:`conditioning.playertune`); fields set explicitly in ``player`` are kept.
+    recording_states, block_seconds
+        One state per recording, each that state throughout, cut into blocks of
+        ``block_seconds`` (see :func:`labelled_rows`).
     response : float | None
         The median seconds from a new state to its commit the chosen setting must keep to
         in the rehearsal, when any setting can (None: no such condition).
@@ -308,7 +340,8 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     spec = spec or profile_spec()
     permutations = check_int(permutations, "permutations", minimum=0)
     rows = labelled_rows(recordings, spec, states=states, events=events,
-                         event_window=event_window, units=units)
+                         event_window=event_window, units=units,
+                         recording_states=recording_states, block_seconds=block_seconds)
     found = list(dict.fromkeys(rows.labels))
     order = list(states) if states else sorted(found)
     if states:
@@ -442,6 +475,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--events", help="event codes as states, e.g. 769=left_hand,770=right_hand")
     p.add_argument("--event-window", help="span after each cue in seconds, e.g. 0.5,4.5 "
                    "(with --events)")
+    p.add_argument("--recording-states", metavar="STATE,STATE,...",
+                   help="one state per recording, in order, for recordings that are one state "
+                        "throughout (e.g. a resting eyes-open run and an eyes-closed run); each "
+                        "is cut into blocks of --block-seconds")
+    p.add_argument("--block-seconds", type=float, default=WHOLE_BLOCK_S,
+                   help="with --recording-states: the block length for cross-validation")
     p.add_argument("--target", action="append", default=[], metavar="STATE=WHAT",
                    help="what a state paints: an image (projected into the generator), "
                         "seed:N, or auto (repeatable; default auto for every state)")
@@ -475,7 +514,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
-    from eeg.labels import parse_event_map, parse_event_window, parse_states
+    from eeg.labels import (
+        parse_event_map,
+        parse_event_window,
+        parse_recording_states,
+        parse_states,
+    )
 
     if args.event_window and not args.events:
         raise NeuropaintError("--event-window needs --events (which codes start a span).")
@@ -485,6 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise NeuropaintError("--events needs --event-window TMIN,TMAX (the span after each "
                               "cue that is the state, e.g. 0.5,4.5).")
     states = parse_states(args.states) if args.states else None
+    recording_states = (parse_recording_states(args.recording_states)
+                        if args.recording_states else None)
+    if recording_states is not None and args.events:
+        raise NeuropaintError("give --recording-states or --events, not both.")
     if not math.isfinite(args.window) or args.window <= 0:
         raise NeuropaintError(f"'--window' must be a positive number of seconds, got "
                               f"{args.window}.")
@@ -497,7 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           events=events, event_window=window, targets=targets,
                           controls=parse_controls(args.control) if args.control else None,
                           spec=spec, player=player, permutations=args.permutations,
-                          seed=args.seed, units=args.units)
+                          seed=args.seed, units=args.units, recording_states=recording_states,
+                          block_seconds=args.block_seconds)
     print(report.summary(), flush=True)
     return 0
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import mne
 import numpy as np
 
-from neuropaint.validate import NeuropaintError, check_unique
+from neuropaint.validate import NeuropaintError, check_positive, check_unique
 
 __all__ = [
     "BALANCE_THRESHOLD",
@@ -44,8 +44,10 @@ __all__ = [
     "labels_at",
     "parse_event_map",
     "parse_event_window",
+    "parse_recording_states",
     "parse_states",
     "state_annotations",
+    "whole_recording_blocks",
 ]
 
 UNLABELLED = ""
@@ -171,6 +173,32 @@ def parse_states(text: str) -> list[str]:
     """Parse ``"eyes_closed,focused"`` into a list of unique state names."""
     names = [_check_state_name(name, "states") for name in str(text).split(",")]
     return check_unique(names, "states")
+
+
+def parse_recording_states(text: str) -> list[str]:
+    """Parse ``"eyes_open,eyes_closed,eyes_open"``: one state per recording, repeats allowed."""
+    return [_check_state_name(name, "recording states") for name in str(text).split(",")]
+
+
+def whole_recording_blocks(raw: mne.io.BaseRaw, state: str, block_s: float) -> mne.Annotations:
+    """A recording that is one state throughout (a resting eyes-open run, say) as blocks of
+    ``block_s`` seconds named ``state``, so that cross-validation by block has blocks to
+    hold out. A last piece shorter than half a block joins the one before it.
+
+    Returns
+    -------
+    annotations : mne.Annotations
+        Onsets in seconds from the first sample, ``orig_time=None``, as
+        :func:`state_annotations` gives them.
+    """
+    state = _check_state_name(state, "recording states")
+    block_s = check_positive(block_s, "block seconds")
+    duration = raw.n_times / raw.info["sfreq"]
+    edges = [*np.arange(0.0, duration, block_s), duration]
+    if len(edges) > 2 and edges[-1] - edges[-2] < block_s / 2:
+        del edges[-2]
+    starts, stops = np.array(edges[:-1]), np.array(edges[1:])
+    return mne.Annotations(starts, stops - starts, [state] * len(starts), orig_time=None)
 
 
 def _check_states(states: Iterable[str] | None) -> list[str] | None:

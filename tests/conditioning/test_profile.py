@@ -182,3 +182,21 @@ def test_an_artwork_becomes_a_state_target_through_projection(generator_path, ge
     painted = synthesize(generator, profile.targets.numpy()[1:2])[0].astype(float)
     mse = np.mean((painted - art.astype(float)) ** 2)
     assert 10 * np.log10(255.0**2 / mse) > 25.0  # the target paints the artwork back
+
+
+def test_recordings_of_one_state_each_calibrate_with_recording_states(generator_path, tmp_path):
+    runs = []
+    for seed, state in ((21, "eyes_closed"), (22, "focused")):
+        raw = make_raw(62.0, n_channels=16, seed=seed, states=state)
+        raw.set_annotations(None)  # as a resting run comes: no state in the file
+        runs.append(raw)
+    with pytest.raises(NeuropaintError, match=r"name no states.*--recording-states"):
+        calibrate(runs, generator_path, None, permutations=0)
+    with pytest.raises(NeuropaintError, match="1 recording states for 2 recordings"):
+        calibrate(runs, generator_path, None, permutations=0, recording_states=["focused"])
+    profile, report = calibrate(runs, generator_path, None, permutations=0,
+                                recording_states=["eyes_closed", "focused"], block_seconds=15)
+    acc = report.accuracy
+    assert acc.n_blocks == {"eyes_closed": 4, "focused": 4}  # 62 s: 15+15+15+17
+    assert acc.balanced_accuracy > 0.8
+    assert profile.states == ["eyes_closed", "focused"]

@@ -368,3 +368,16 @@ def test_balanced_labels_are_not_warned():
         assert check_label_balance([]) is None
     with pytest.raises(NeuropaintError, match=r"'threshold' must be in \(0, 1\], got 0"):
         check_label_balance(["a"], threshold=0)
+
+
+def test_a_whole_recording_of_one_state_is_cut_into_blocks():
+    from eeg.labels import parse_recording_states, whole_recording_blocks
+
+    raw = make_raw(70.0, n_channels=8, seed=3)
+    blocks = whole_recording_blocks(raw, "eyes_open", 30.0)
+    assert list(blocks.onset) == [0.0, 30.0] and list(blocks.duration) == [30.0, 40.0]
+    assert set(blocks.description) == {"eyes_open"}
+    assert list(whole_recording_blocks(raw, "x", 25.0).duration) == [25.0, 25.0, 20.0]
+    assert parse_recording_states("a,b,a") == ["a", "b", "a"]  # repeats allowed
+    with pytest.raises(NeuropaintError, match="block seconds"):
+        whole_recording_blocks(raw, "x", 0)
