@@ -97,9 +97,8 @@ class LabelledRows:
     block_seconds: list[float] = field(default_factory=list)  # length of every state span
     block_starts: list[float] = field(default_factory=list)  # its start, its recording's clock
     # Every clean row of each recording in time order, labelled or not, as the player would
-    # meet them live: (times, values, labels with "" between blocks, blocks with -1 there).
-    timelines: list[tuple[np.ndarray, np.ndarray, list[str], np.ndarray]] = field(
-        default_factory=list)
+    # meet them live: (times, values, block of each row, -1 between blocks).
+    timelines: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 def state_spans(raw: mne.io.BaseRaw, annotations: mne.Annotations
@@ -192,11 +191,7 @@ def labelled_rows(recordings: Sequence, spec: FeatureSpec, *, states: Sequence[s
                 blocks.append(np.full(int(take.sum()), block))
                 row_block[take] = block
             block += 1
-        timelines.append((times[valid], np.asarray(rows.values)[valid],
-                          [str(x) if b >= 0 else "" for x, b in zip(in_span[valid],
-                                                                    row_block[valid],
-                                                                    strict=True)],
-                          row_block[valid]))
+        timelines.append((times[valid], np.asarray(rows.values)[valid], row_block[valid]))
     if names is None:
         raise NeuropaintError("no recordings given.")
     if not starts:
@@ -230,9 +225,9 @@ def _rehearsal_timelines(rows: LabelledRows, profile: PerformerProfile, model, s
     """Each recording's clean rows with the posteriors a rehearsal should see: out-of-block
     ones for labelled rows (``scores`` are in ``rows``' order), the model's between blocks."""
     cv_post = np.exp(model.temperature_log_posteriors(scores))
-    index = {s: i for i, s in enumerate(order)}
+    state_of = {int(b): order.index(s) for b, s in zip(rows.blocks, rows.labels, strict=True)}
     out = []
-    for times, values, labels, blocks in rows.timelines:
+    for times, values, blocks in rows.timelines:
         with torch.no_grad():
             z = profile.normalizer(torch.from_numpy(values).float()).double().numpy()
         post = model.posteriors(z)
@@ -241,8 +236,8 @@ def _rehearsal_timelines(rows: LabelledRows, profile: PerformerProfile, model, s
             if len(mine) == len(theirs):  # (overlapping spans keep the full model's)
                 post[mine] = cv_post[theirs]
         starts = {int(b): rows.block_starts[b] for b in np.unique(blocks[blocks >= 0])}
-        out.append(Timeline(times, post, np.array([index.get(s, -1) for s in labels]),
-                            np.where([s in index for s in labels], blocks, -1), starts))
+        labels = np.array([state_of.get(int(b), -1) for b in blocks], dtype=int)
+        out.append(Timeline(times, post, labels, np.where(labels >= 0, blocks, -1), starts))
     return out
 
 
@@ -301,7 +296,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
               targets: Mapping[str, str] | None = None,
               controls: Mapping[str, str] | None = None, spec: FeatureSpec | None = None,
               player: PlayerConfig | None = None, permutations: int = 100, seed: int = 0,
-              units: str = "auto", tune: bool = True, response: float | None = RESPONSE_S,
+              units: str = "auto", response: float | None = RESPONSE_S,
               recording_states: Sequence[str] | None = None,
               block_seconds: float = WHOLE_BLOCK_S
               ) -> tuple[PerformerProfile, CalibrationReport]:
@@ -323,8 +318,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     controls : mapping of name to feature expression (default :data:`DEFAULT_CONTROLS`).
     spec : FeatureSpec (default :func:`profile_spec`, a :data:`PROFILE_WINDOW` s window).
     player : PlayerConfig (default: :func:`player_for` the calibration's blocks).
-    tune : bool
-        Choose the player's settings by rehearsing the calibration
+        The player's settings are chosen by rehearsing the calibration
         (:mod:`conditioning.playertune`); fields set explicitly in ``player`` are kept.
     recording_states, block_seconds
         One state per recording, each that state throughout, cut into blocks of
@@ -373,13 +367,11 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
                               permutations=permutations, shrinkage=model.shrinkage, seed=seed)
     for line in accuracy.warnings:
         logger.warning("%s", line)
-    rehearsal = None
-    if tune:
-        timelines = _rehearsal_timelines(rows, profile, model, scores, order)
-        rehearsal, tried = tune_player(timelines, order, player, spec.hop, fixed=sorted(given),
-                                       response=response)
-        profile.player_config = rehearsal.config
-        logger.info("player chosen from %d settings rehearsed on the calibration", tried)
+    timelines = _rehearsal_timelines(rows, profile, model, scores, order)
+    rehearsal, tried = tune_player(timelines, order, player, spec.hop, fixed=sorted(given),
+                                   response=response)
+    profile.player_config = rehearsal.config
+    logger.info("player chosen from %d settings rehearsed on the calibration", tried)
     profile.state_weight.copy_(torch.from_numpy(model.weight))
     profile.state_offset.copy_(torch.from_numpy(model.offset))
     profile.control_weight.copy_(torch.from_numpy(cweights))
@@ -391,8 +383,7 @@ def calibrate(recordings: Sequence, generator: str | Path, out: str | Path | Non
     profile.target_sources = sources
     profile.accuracy = accuracy.to_dict() | {"shrinkage": model.shrinkage,
                                              "temperature": model.temperature}
-    if rehearsal is not None:
-        profile.accuracy["player_rehearsal"] = rehearsal.to_dict()
+    profile.accuracy["player_rehearsal"] = rehearsal.to_dict()
     profile.calibration = {
         "recordings": [str(r) if isinstance(r, str | Path) else "<Raw>" for r in recordings],
         "rows": {s: accuracy.n_rows[s] for s in order},
@@ -531,8 +522,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     states = parse_states(args.states) if args.states else None
     recording_states = (parse_recording_states(args.recording_states)
                         if args.recording_states else None)
-    if recording_states is not None and args.events:
-        raise NeuropaintError("give --recording-states or --events, not both.")
     if not math.isfinite(args.window) or args.window <= 0:
         raise NeuropaintError(f"'--window' must be a positive number of seconds, got "
                               f"{args.window}.")

@@ -200,3 +200,21 @@ def test_recordings_of_one_state_each_calibrate_with_recording_states(generator_
     assert acc.n_blocks == {"eyes_closed": 4, "focused": 4}  # 62 s: 15+15+15+17
     assert acc.balanced_accuracy > 0.8
     assert profile.states == ["eyes_closed", "focused"]
+
+
+def test_a_profile_follower_moves_no_faster_than_its_crossfade(fitted):
+    from conditioning.follow import LatentFollower
+    from conditioning.motion import MotionConfig
+    from conditioning.player import PlayerConfig
+
+    profile, _, _ = fitted
+    names = list(profile.feature_names)
+    follower = LatentFollower(copy.deepcopy(profile), names, calibration_s=0.0)
+    limit = follower.player.speed_limit()
+    assert limit is not None and follower.motion.config.max_step == pytest.approx(limit)
+    loose = profile.player_config.model_copy(update={"crossfade": 0.0})
+    assert LatentFollower(copy.deepcopy(profile), names, calibration_s=0.0,
+                          player=loose).motion.config.max_step is None
+    mine = MotionConfig(max_step=0.5)  # a clamp given by the caller wins
+    assert LatentFollower(copy.deepcopy(profile), names, calibration_s=0.0, motion=mine,
+                          player=PlayerConfig()).motion.config.max_step == 0.5
