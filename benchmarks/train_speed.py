@@ -1,24 +1,30 @@
-"""Training speed on a CPU: today's step against candidate settings, alternated in one process.
+"""Training speed on a CPU: the step as issue 16 found it, today's, and each avenue alone.
 
-    python benchmarks/train_speed.py [--presets demo64,cpu64] [--batches 8,16] [--steps 8]
+    python benchmarks/train_speed.py [--presets demo64,cpu64] [--batches 8,16] [--steps 4]
 
 For each preset and batch, one :class:`gan.train.Trainer` per variant (same seed, same data)
 runs the real training step (G, D, lazy R1, path length, EMA, ADA) in rounds: every variant
 ``--steps`` steps, then the next, ``--rounds`` times, so a noisy neighbour slows them alike.
 Prints one JSON line per case with images/s per variant (the median over rounds), the ratio
-to ``base``, and how far each variant's generator weights drifted from ``base``'s after the
-same steps (0 for settings that change only the speed, not the arithmetic; small for a
-re-ordered sum).
+to ``before``, and how far each variant's generator weights drifted from ``before``'s after
+the same steps (0 for settings that change only the speed, not the arithmetic; small for a
+re-ordered sum; large for a changed recipe, whose quality per kimg
+:mod:`benchmarks.train_recipe_quality` measures).
 
-Variants (what issue 16 asked to measure; bf16 is measured only where the CPU has it):
+Variants:
 
-- ``base``: the trainer as it is (``base_again``: the same, for the noise of both figures);
-- ``per_sample_G``: the generator's high-resolution blocks one sample at a time in training,
-  as rendering does (the step before 2026-12-06; its ratio to ``base`` is what that change
-  gave);
-- ``fused_adam``: Adam's fused CPU kernel (one pass over each tensor instead of a dozen);
-- ``channels_last``: networks and images in NHWC, oneDNN's native layout;
-- ``bf16``: autocast to bfloat16 (only on a CPU with AVX512-BF16 or AMX).
+- ``before``: the step when issue 16 was filed: the generator's high-resolution blocks one
+  sample at a time in training (as rendering does), a discriminator as wide as the
+  generator, a fresh generator pass for the D step, path length every 4 steps
+  (``gan.presets.CPU_STEP_BEFORE``);
+- ``today``: the trainer and preset as they are (``today_again``: the same, for the noise);
+- one avenue at a time on top of ``before``: ``batched_G`` (every generator block batched
+  in training), ``light_D`` (half the discriminator's channels below the cap),
+  ``reuse_fakes`` (the D step judges the G step's images), ``pl_every_8`` (lazy path length
+  every 8 steps instead of 4, its weight scaled to match);
+- on top of ``today``, avenues measured and not kept: ``fused_adam`` (Adam's fused CPU
+  kernel), ``channels_last`` (networks and images in NHWC, oneDNN's native layout), and
+  ``bf16`` (autocast to bfloat16, only on a CPU with AVX512-BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import torch
 
 from datasets.procedural import write_store
 from gan.precision import bf16_native, describe_precision
+from gan.presets import CPU_STEP_BEFORE, get_preset
 from gan.train import TrainConfig, Trainer
 
 
@@ -58,20 +65,32 @@ def _bf16(trainer: Trainer) -> None:
     trainer.precision = "bf16"
 
 
-# base_again is base once more: its speed and weight drift are what noise alone gives.
-VARIANTS = {"base": None, "base_again": None, "per_sample_G": _per_sample_G,
-            "fused_adam": _fused_adam, "channels_last": _channels_last}
+STEP_FIELDS = tuple(CPU_STEP_BEFORE)
+# name -> (the step fields taken from today's preset, the rest as before; a change to the
+# built trainer)
+VARIANTS = {
+    "before": ((), _per_sample_G),
+    "today": (STEP_FIELDS, None),
+    "today_again": (STEP_FIELDS, None),
+    "batched_G": ((), None),
+    "light_D": (("d_channel_base",), _per_sample_G),
+    "reuse_fakes": (("reuse_fakes",), _per_sample_G),
+    "pl_every_8": (("pl_interval",), _per_sample_G),
+    "fused_adam": (STEP_FIELDS, _fused_adam),
+    "channels_last": (STEP_FIELDS, _channels_last),
+}
 
 
 def run_case(store: Path, out: Path, preset: str, batch: int, steps: int, rounds: int) -> dict:
     variants = dict(VARIANTS)
     if bf16_native("cpu"):
-        variants["bf16"] = _bf16
+        variants["bf16"] = (STEP_FIELDS, _bf16)
     trainers = {}
-    for name, change in variants.items():
+    for name, (today_fields, change) in variants.items():
         cfg = TrainConfig(data=str(store), out=str(out / name), preset=preset, batch=batch,
                           kimg=1e6, snapshot_kimg=1e6, tick_kimg=1e6, device="cpu", seed=0)
-        trainer = Trainer(cfg)
+        before = {k: v for k, v in CPU_STEP_BEFORE.items() if k not in today_fields}
+        trainer = Trainer(cfg, preset=get_preset(preset, **before))
         if change is not None:
             change(trainer)
         trainers[name] = trainer
@@ -89,7 +108,7 @@ def run_case(store: Path, out: Path, preset: str, batch: int, steps: int, rounds
                 seconds[name].append(time.perf_counter() - start)
             rng[name] = torch.get_rng_state()
     rate = {name: steps * batch / statistics.median(s) for name, s in seconds.items()}
-    base_weights = torch.cat([p.detach().flatten() for p in trainers["base"].G.parameters()])
+    base_weights = torch.cat([p.detach().flatten() for p in trainers["before"].G.parameters()])
     drift = {}
     for name, trainer in trainers.items():
         weights = torch.cat([p.detach().flatten() for p in trainer.G.parameters()])
@@ -97,8 +116,8 @@ def run_case(store: Path, out: Path, preset: str, batch: int, steps: int, rounds
     return {"case": "train_speed", "preset": preset, "batch": batch,
             "steps_per_round": steps, "rounds": rounds,
             "images_per_s": {k: round(v, 2) for k, v in rate.items()},
-            "ratio_to_base": {k: round(v / rate["base"], 3) for k, v in rate.items()},
-            "weight_drift_vs_base": drift, "threads": torch.get_num_threads(),
+            "ratio_to_before": {k: round(v / rate["before"], 3) for k, v in rate.items()},
+            "weight_drift_vs_before": drift, "threads": torch.get_num_threads(),
             "precision": describe_precision("fp32", "cpu")}
 
 
@@ -106,7 +125,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="demo64,cpu64")
     parser.add_argument("--batches", default="8,16")
-    parser.add_argument("--steps", type=int, default=8, help="steps per variant and round")
+    parser.add_argument("--steps", type=int, default=4, help="steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

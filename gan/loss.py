@@ -150,18 +150,20 @@ class StyleGAN2Loss:
 
     def g_main(self, latents: Latents | torch.Tensor, c,
                critics: Sequence[CriticLike] | None = None,
-               reduce: Literal["max", "mean"] = "max"
+               reduce: Literal["max", "mean"] = "max", *, update_emas: bool = False
                ) -> tuple[torch.Tensor, dict, FakeBatch]:
         """Non-saturating generator loss; with several critics, per image their max (or mean).
 
         Returns the loss, its stats, and the :class:`FakeBatch` (images with gradients, each
-        critic's logits and features) for extra loss terms.
+        critic's logits and features) for extra loss terms. ``update_emas``: these images
+        are also the discriminator phase's (see :meth:`d_main`'s ``fake``), so the mapping
+        network's running mean of ``w`` learns from them.
         """
         check_option(reduce, "reduce", REDUCTIONS)
         if isinstance(latents, torch.Tensor):
             latents = Latents(z=latents)
         critics = list(critics) if critics else [_Default(self.D, self.augment_pipe)]
-        img, ws = self.run_G(latents, c)
+        img, ws = self.run_G(latents, c, update_emas=update_emas)
         logits, features = self._judge(img, c, critics)
         per_critic = torch.stack([F.softplus(-logits[k.name]).flatten() for k in critics])
         # [K, N] per-image losses; one critic: the plain StyleGAN2 loss.
@@ -197,21 +199,29 @@ class StyleGAN2Loss:
 
     def d_main(self, real: torch.Tensor | dict[str, torch.Tensor],
                latents: Latents | torch.Tensor, c,
-               critics: Sequence[CriticLike] | None = None
+               critics: Sequence[CriticLike] | None = None, *,
+               fake: FakeBatch | None = None
                ) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor], FakeBatch]:
         """Discriminator logistic loss, summed over the critics (one fake batch for all).
 
-        ``real`` is a tensor (one critic) or a dict critic name -> its real images. Returns the
-        loss, stats, each critic's logits on its reals (for ADA) and the :class:`FakeBatch`
-        (images detached; logits and features with gradients into the critics).
+        ``real`` is a tensor (one critic) or a dict critic name -> its real images. The fake
+        images are drawn from ``latents``, unless ``fake`` brings ready ones (the generator
+        phase's batch, which saves a generator pass; ``latents`` is then ignored). Returns
+        the loss, stats, each critic's logits on its reals (for ADA) and the
+        :class:`FakeBatch` (images detached; logits and features with gradients into the
+        critics).
         """
-        if isinstance(latents, torch.Tensor):
-            latents = Latents(z=latents)
         critics = list(critics) if critics else [_Default(self.D, self.augment_pipe)]
         if isinstance(real, torch.Tensor):
             real = {critics[0].name: real}
-        with torch.no_grad():
-            fake, ws = self.run_G(latents, c, update_emas=True)
+        if fake is not None:
+            latents = fake.latents
+            fake, ws = fake.img.detach(), None if fake.ws is None else fake.ws.detach()
+        else:
+            if isinstance(latents, torch.Tensor):
+                latents = Latents(z=latents)
+            with torch.no_grad():
+                fake, ws = self.run_G(latents, c, update_emas=True)
         fake_logits, fake_features = self._judge(fake, c, critics)
         loss = torch.zeros([], device=fake.device)
         stats, real_logits = {}, {}

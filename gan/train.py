@@ -5,7 +5,10 @@ one discriminator step, the lazy regularisers, the EMA, the ADA update, a snapsh
 tick/snapshot loop around them is :mod:`gan.loop`, which ``gan.upscale train`` shares). It
 follows StyleGAN2-ADA (Karras et al. 2020): Adam with lazy-regularisation-corrected
 hyper-parameters, R1 every 16 steps, path length every 4, generator EMA with a half-life in
-kimg, and the augmentation probability adapted every 4 steps from sign(D(real)).
+kimg, and the augmentation probability adapted every 4 steps from sign(D(real)). The CPU
+presets make the step cheaper (``gan.presets.CPU_STEP``): a lighter discriminator, path
+length every 8 steps, and a discriminator step that judges the images the generator step
+just drew instead of drawing new ones (``Preset.reuse_fakes``), as DCGAN-era loops did.
 
 Everything a resumed run needs lives in each snapshot: the networks, the optimisers, the step
 and image counters, the augmentation state, the running path-length mean, the RNG and the
@@ -191,6 +194,37 @@ def setup_distributed(device: str) -> Dist:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     return Dist(rank=rank, world=world, device=dev)
+
+
+def run_preset(cfg: TrainConfig, overrides: dict) -> Preset:
+    """The preset a run trains with: the registry's, or the one its snapshot recorded.
+
+    A resumed run keeps the preset it began with, so that a preset changed since (a lighter
+    discriminator, say) goes on training old runs exactly as they started.
+    """
+    preset = get_preset(cfg.preset, **overrides)
+    if not cfg.resume:
+        return preset
+    try:
+        run_dir = Path(cfg.out)
+        if cfg.resume != "auto":
+            folder = resolve_snapshot(cfg.resume)
+        elif has_snapshot(run_dir):
+            folder = resolve_snapshot(str(run_dir))
+        else:
+            return preset
+        saved = read_config(folder).get("preset")
+    except (OSError, ValueError, NeuropaintError):
+        return preset  # resume() says what is wrong with the snapshot
+    if not saved or saved.get("name") != preset.name:
+        return preset  # another preset: resume() refuses its networks by name
+    recorded = Preset.model_validate({**saved, **overrides})
+    changed = sorted(k for k, v in recorded.model_dump().items()
+                     if v != preset.model_dump()[k])
+    if changed:
+        logger.info("resuming with preset %r as this run began (today's differs in %s)",
+                    preset.name, ", ".join(changed))
+    return recorded
 
 
 def build_networks(preset: Preset, *, c_dim: int = 0, batch_per_process: int = 8
@@ -445,7 +479,9 @@ class Trainer:
     """One training run: networks, optimisers, data, loss, and the loop over steps."""
 
     def __init__(self, cfg: TrainConfig, dist: Dist | None = None, *,
-                 extensions: Sequence[Extension] = ()):
+                 extensions: Sequence[Extension] = (), preset: Preset | None = None):
+        """``preset``: train with this one instead of ``cfg.preset``'s from the registry (a
+        benchmark comparing recipes); it is recorded in the snapshots like any other."""
         self.cfg = cfg
         if (cfg.data_b is None) != (cfg.blend is None):
             raise NeuropaintError("a blend needs both --data-b (the second collection) and "
@@ -458,7 +494,8 @@ class Trainer:
             overrides["batch"] = cfg.batch
         if cfg.gamma is not None:
             overrides["r1_gamma"] = cfg.gamma
-        self.preset = get_preset(cfg.preset, **overrides)
+        self.preset = (run_preset(cfg, overrides) if preset is None
+                       else Preset.model_validate({**preset.model_dump(), **overrides}))
         if self.preset.batch % self.dist.world:
             raise NeuropaintError(f"batch {self.preset.batch} does not split over "
                                   f"{self.dist.world} processes.")
@@ -492,6 +529,7 @@ class Trainer:
         for ext in self.extensions:
             ext.attach(self)
         self.counters = Counters()
+        self._fakes_for_D: FakeBatch | None = None  # The G step's batch, when D reuses it.
         self.grid_z = torch.randn([cfg.grid_size, self.G.z_dim],
                                   generator=torch.Generator().manual_seed(123))
         self.history: list[dict] = []
@@ -624,13 +662,16 @@ class Trainer:
 
     def g_step(self, stats: dict) -> None:
         self._set_phase("G")
+        reuse = self.preset.reuse_fakes
         with self.autocast():
             latents = self.latents(self.batch_per_process, "G")
-            loss, s, fake = self.loss.g_main(latents, None, self.critics, reduce=self.reduce)
+            loss, s, fake = self.loss.g_main(latents, None, self.critics, reduce=self.reduce,
+                                             update_emas=reuse)
             extra = self._extension_losses("g_loss", fake, s)
             if extra is not None:
                 loss = loss + extra
         optimizer_step(self._phase_nets("G"), loss, self.dist, phase="generator")
+        self._fakes_for_D = fake if reuse else None
         stats.update(s)
 
     def g_regularise(self, stats: dict) -> None:
@@ -644,9 +685,11 @@ class Trainer:
 
     def d_step(self, reals: dict[str, torch.Tensor], stats: dict) -> None:
         self._set_phase("D")
+        shared, self._fakes_for_D = self._fakes_for_D, None
         with self.autocast():
-            latents = self.latents(self.batch_per_process, "D")
-            loss, s, real_logits, fake = self.loss.d_main(reals, latents, None, self.critics)
+            latents = None if shared else self.latents(self.batch_per_process, "D")
+            loss, s, real_logits, fake = self.loss.d_main(reals, latents, None, self.critics,
+                                                          fake=shared)
             extra = self._extension_losses("d_loss", fake, s)
             if extra is not None:
                 loss = loss + extra
@@ -952,8 +995,15 @@ class Trainer:
             if "D" in saved:
                 self._load_weights(folder, "D", self.D, "use --init")
         else:
-            for name, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            for name, net in (("G", self.G), ("G_ema", self.G_ema)):
                 self._load_weights(folder, name, net, "use --init")
+            try:
+                self._load_weights(folder, "D", self.D, "use --init")
+            except NeuropaintError:
+                # A base trained with another discriminator (the CPU presets' D was made
+                # lighter on 2026-12-06): the generator is what fine-tuning needs.
+                logger.warning("%s has a discriminator of another shape than preset %r "
+                               "builds: D starts fresh (untrained)", folder, self.preset.name)
         for critic in self.critics[1:]:
             if critic.name in saved:
                 self._load_weights(folder, critic.name, critic.D, "use --init")

@@ -1,0 +1,91 @@
+"""gan.train's CPU step recipe: reused fakes, a lighter D, and presets that change over time."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from safetensors.torch import load_file
+
+from gan.checkpoint import load_network, load_state, read_config, resolve_snapshot
+from gan.presets import get_preset
+from gan.train import TrainConfig, Trainer
+
+REUSE = get_preset("tiny", reuse_fakes=True)
+
+
+def _config(store, out, **kwargs) -> TrainConfig:
+    values = {"data": str(store), "out": str(out), "preset": "tiny", "kimg": 0.064,
+              "snapshot_kimg": 0.032, "tick_kimg": 0.016, "device": "cpu", "aug_p": 0.1}
+    values.update(kwargs)
+    return TrainConfig(**values)
+
+
+def _synthesis_calls(trainer: Trainer) -> int:
+    calls = []
+    handle = trainer.G.synthesis.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        trainer.train_step()
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def test_reused_fakes_save_a_generator_pass_and_still_track_w(paintings_store, tmp_path):
+    fresh = Trainer(_config(paintings_store, tmp_path / "fresh"))
+    reuse = Trainer(_config(paintings_store, tmp_path / "reuse"), preset=REUSE)
+    assert _synthesis_calls(fresh) == 2 and _synthesis_calls(reuse) == 1
+    before = reuse.G.mapping.w_avg.clone()
+    reuse.train_step()
+    assert not torch.equal(before, reuse.G.mapping.w_avg)  # the running mean of w learns
+    stats = reuse.train_step()
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+
+
+def test_reused_fakes_resume_exactly(paintings_store, tmp_path):
+    full = tmp_path / "full"
+    Trainer(_config(paintings_store, full), preset=REUSE).train()
+    half = tmp_path / "half"
+    Trainer(_config(paintings_store, half, kimg=0.032), preset=REUSE).train()
+    # Resumed without naming the recipe: the snapshot's recorded preset carries it.
+    resumed = Trainer(_config(paintings_store, half, resume="auto"))
+    assert resumed.preset.reuse_fakes
+    resumed.train()
+    assert load_state(full)["nimg"] == load_state(half)["nimg"] == 64
+    for name in ("G", "D", "G_ema"):
+        a = load_file(str(resolve_snapshot(full) / f"{name}.safetensors"))
+        b = load_file(str(resolve_snapshot(half) / f"{name}.safetensors"))
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}.{key}")
+
+
+def test_a_resumed_run_keeps_the_preset_it_began_with(paintings_store, tmp_path, caplog):
+    """A preset edited since a run began (its D made lighter, say) must not break the run."""
+    run = tmp_path / "run"
+    wide = get_preset("tiny", d_channel_base=512)
+    Trainer(_config(paintings_store, run, kimg=0.016, snapshot_kimg=0.016), preset=wide).train()
+    with caplog.at_level(logging.INFO, logger="gan.train"):
+        resumed = Trainer(_config(paintings_store, run, kimg=0.032, resume="auto"))
+    assert resumed.preset == wide and resumed.counters.nimg == 16
+    assert "resuming with preset 'tiny' as this run began (today's differs in " \
+           "d_channel_base)" in caplog.text
+    resumed.train()
+    assert read_config(run)["preset"]["d_channel_base"] == 512
+
+
+def test_init_from_a_base_with_another_discriminator_starts_it_fresh(paintings_store, tmp_path,
+                                                                     caplog):
+    base = tmp_path / "base"
+    Trainer(_config(paintings_store, base, kimg=0.016, snapshot_kimg=0.016)).train()
+    light = get_preset("tiny", d_channel_base=128)
+    with caplog.at_level(logging.WARNING, logger="gan.train"):
+        tuned = Trainer(_config(paintings_store, tmp_path / "tuned", init=str(base)),
+                        preset=light)
+    assert "has a discriminator of another shape than preset 'tiny' builds: D starts " \
+           "fresh" in caplog.text
+    saved_G = load_network(base, "G").state_dict()
+    for key, value in tuned.G.state_dict().items():
+        torch.testing.assert_close(value, saved_G[key], rtol=0, atol=0)
+    assert sum(p.numel() for p in tuned.D.parameters()) < sum(
+        p.numel() for p in load_network(base, "D").parameters())
+    tuned.train_step()
