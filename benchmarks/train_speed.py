@@ -8,8 +8,9 @@ runs the real training step (G, D, lazy R1, path length, EMA, ADA) in rounds: ev
 Prints one JSON line per case with images/s per variant (the median over rounds), the ratio
 to ``before``, and how far each variant's generator weights drifted from ``before``'s after
 the same steps (0 for settings that change only the speed, not the arithmetic; small for a
-re-ordered sum; large for a changed recipe, whose quality per kimg
-:mod:`benchmarks.train_recipe_quality` measures).
+re-ordered sum or a changed recipe, whose quality per kimg
+:mod:`benchmarks.train_recipe_quality` measures; meaningless where the discriminator's shape
+changed, since the generator's random initialisation is then drawn after another one's).
 
 Variants:
 
