@@ -20,6 +20,12 @@ Made by the project's own code, from nothing but this repository::
 
     python -m live.demo build --out live/demo_model --work runs/demo --minutes 60
 
+To train the bundled painter further and refit its encoder and profile for it, keeping its
+upscalers (the demo's progress across sessions; ``--work`` keeps the run, which resumes)::
+
+    python -m live.demo build --work runs/demo --init live/demo_model/generator \
+        --minutes 50 --upscaler-minutes 0
+
 and ``python -m live.demo grid --out docs/demo_model_grid.jpg`` draws the README's picture.
 Each step resumes or is skipped when its output in ``--work`` exists, so an interrupted build
 goes on where it stopped. The paintings and EEG are generated, so nothing is downloaded.
@@ -93,12 +99,12 @@ def _paintings(work: Path, count: int) -> Path:
     return store
 
 
-def _train_generator(work: Path, store: Path, minutes: float) -> Path:
+def _train_generator(work: Path, store: Path, minutes: float, init: str | None) -> Path:
     from gan.train import TrainConfig, Trainer
 
     run = work / "gan"
     cfg = TrainConfig(data=str(store), out=str(run), preset=DEMO_PRESET, kimg=100_000,
-                      max_minutes=minutes, snapshot_kimg=10, xflip=True,
+                      max_minutes=minutes, snapshot_kimg=10, xflip=True, init=init,
                       resume="auto" if (run / "latest").exists() else None)
     Trainer(cfg).train(progress=True)
     return run
@@ -172,17 +178,30 @@ def _profile(work: Path, generator: Path, out: Path) -> None:
     logger.info("demo profile:\n%s", report.summary())
 
 
+def _keep_upscalers(out: Path, staged: Path) -> None:
+    """Copy the upscalers the demo model at ``out`` already has into ``staged``."""
+    for folder in sorted(out.glob("upscaler*")) if out.is_dir() else []:
+        if (folder / "config.json").is_file():
+            shutil.copytree(folder, staged / folder.name)
+            logger.info("kept %s (no upscaler training asked for)", folder)
+
+
 def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/demo",
                      minutes: float = 60.0, count: int = 2000, encoder_steps: int = 1500,
-                     upscaler_minutes: float = 15.0) -> Path:
-    """Make the demo model into ``out`` (see the module docstring); returns ``out``."""
+                     upscaler_minutes: float = 15.0, init: str | None = None) -> Path:
+    """Make the demo model into ``out`` (see the module docstring); returns ``out``.
+
+    ``init``: a generator snapshot the training starts from (the bundled demo's, to train it
+    further) instead of from scratch; a run already in ``work`` resumes instead.
+    ``upscaler_minutes`` 0 trains no upscaler and keeps those ``out`` already has.
+    """
     from conditioning.train import EncoderTrainConfig, run
 
     minutes = check_positive(minutes, "minutes")
     out, work = Path(out), Path(work)
     work.mkdir(parents=True, exist_ok=True)
     store = _paintings(work, count)
-    gan_run = _train_generator(work, store, minutes)
+    gan_run = _train_generator(work, store, minutes, init)
     staged = work / "demo_model"
     if staged.exists():
         shutil.rmtree(staged)
@@ -193,6 +212,8 @@ def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/d
         for scale, name in ((4, "upscaler"), (8, "upscaler_x8")):
             sr_run = _train_upscaler(work, upscaler_minutes, count=300, scale=scale)
             Upscaler.from_pretrained(sr_run).save_pretrained(staged / name)
+    else:
+        _keep_upscalers(out, staged)
     eeg_store = _eeg_store(work)
     run(EncoderTrainConfig(eeg=str(eeg_store), generator=str(staged / "generator"),
                            out=str(staged / "encoder"), mode="align", steps=encoder_steps),
@@ -307,7 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--count", type=int, default=2000, help="procedural paintings")
     b.add_argument("--encoder-steps", type=int, default=1500, help="align steps")
     b.add_argument("--upscaler-minutes", type=float, default=15.0,
-                   help="training time of each upscaler, x4 and x8 (0: none, bicubic instead)")
+                   help="training time of each upscaler, x4 and x8 (0: train none and keep "
+                        "those --out already has; bicubic where it has none)")
+    b.add_argument("--init", metavar="SNAPSHOT",
+                   help="start the generator from this snapshot (e.g. live/demo_model/"
+                        "generator, to train the bundled painter further) instead of from "
+                        "scratch; a run already in --work resumes instead")
     g = sub.add_parser("grid", help="a JPEG grid of the demo model's paintings",
                        **shows_defaults)
     g.add_argument("--out", default="docs/demo_model_grid.jpg", help="picture to write")
@@ -326,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     path = build_demo_model(args.out, work=args.work, minutes=args.minutes, count=args.count,
                             encoder_steps=args.encoder_steps,
-                            upscaler_minutes=args.upscaler_minutes)
+                            upscaler_minutes=args.upscaler_minutes, init=args.init)
     print(f"demo model: {path}")
     return 0
 
