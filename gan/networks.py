@@ -485,7 +485,8 @@ class SynthesisNetwork(nn.Module):
             channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
             conv_clamp=conv_clamp, resample_filter=list(resample_filter),
         ))
-        # The eval-mode choice in training too (the step before 2026-12-06; kept to measure).
+        # The eval-mode choice in training too (the step before 2026-12-06; benchmarks measure
+        # the old step with it).
         self.per_sample_in_training = False
         self.w_dim = check_int(w_dim, "w_dim", minimum=1)
         self.img_resolution = _check_resolution(img_resolution)
@@ -522,8 +523,8 @@ class SynthesisNetwork(nn.Module):
         high-resolution ones one sample at a time (their activations then stay in cache); in
         training mode on CPU every block runs batched with shared weights, since backward
         through per-sample convolutions costs more than the cache saves (the training step is
-        1.22x faster at ``demo64`` batch 8, 1.06x at ``cpu64``: ``benchmarks/train_speed.py``,
-        variant ``per_sample_G``); on CUDA, as in the original, fused for inference and shared
+        1.19x / 1.43x faster at ``demo64`` batch 8 / 16, 1.08x / 1.02x at ``cpu64``:
+        ``benchmarks/train_speed.py``, variant ``batched_G``); on CUDA, as in the original, fused for inference and shared
         for training. ``reference=True`` runs the plain reference twin of every op.
         """
         assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")

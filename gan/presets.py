@@ -6,8 +6,8 @@ The paper presets follow StyleGAN2-ADA's published configurations (Karras et al.
 CPU presets are designed for a 2-core machine (``benchmarks/gan_speed.py`` and
 ``benchmarks/train_speed.py`` measure their cost): narrower synthesis layers where the pixels
 are many, a shallower mapping network, a smaller minibatch, and a cheaper training step
-(:data:`CPU_STEP`: a discriminator with half the generator's channels below the cap, the
-discriminator step judging the generator step's images, path length every 8 steps).
+(a discriminator with half the generator's channels below the cap, and :data:`CPU_STEP`:
+the discriminator step judging the generator step's images, path length every 8 steps).
 
 A run records its preset in every snapshot and a resumed run keeps it (``gan.train``), so
 changing a preset here never changes a run already under way.
@@ -97,26 +97,27 @@ _register(name="tiny32", description="Tests: 32 px, still seconds per step.",
 # benchmarks/train_recipe_quality.py measure it against the step before): a discriminator with
 # half the generator's channels below the cap, the D step judging the G step's images, and
 # path length every 8 steps (with 8 times the weight, as lazy regularisation does).
-CPU_STEP = {"d_channel_base": 2048, "reuse_fakes": True, "pl_interval": 8}
+CPU_STEP = {"reuse_fakes": True, "pl_interval": 8}
 # The same fields as the CPU presets had before (demo64 included), for benchmarks comparing.
 CPU_STEP_BEFORE = {"d_channel_base": None, "reuse_fakes": False, "pl_interval": 4}
-_register(name="cpu64", description="Trains and renders live on a 2-core CPU at 64 px.",
+
+
+def _register_cpu(**kwargs) -> None:
+    """A CPU preset: :data:`CPU_STEP`, and a discriminator of half its generator's width."""
+    _register(d_channel_base=kwargs["channel_base"] // 2, **CPU_STEP, **kwargs)
+_register_cpu(name="cpu64", description="Trains and renders live on a 2-core CPU at 64 px.",
           resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096,
-          channel_max=256, batch=8, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.002, d_lr=0.002,
-          **CPU_STEP)
-_register(name="cpu128", description="2-core CPU at 128 px: trains overnight, renders live.",
+          channel_max=256, batch=8, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.002, d_lr=0.002)
+_register_cpu(name="cpu128", description="2-core CPU at 128 px: trains overnight, renders live.",
           resolution=128, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096,
-          channel_max=256, batch=8, r1_gamma=0.2, ema_kimg=2.0, g_lr=0.002, d_lr=0.002,
-          **CPU_STEP)
-_register(name="cpu256", description="2-core CPU at 256 px: renders a few frames per second.",
+          channel_max=256, batch=8, r1_gamma=0.2, ema_kimg=2.0, g_lr=0.002, d_lr=0.002)
+_register_cpu(name="cpu256", description="2-core CPU at 256 px: renders a few frames per second.",
           resolution=256, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096,
-          channel_max=256, batch=8, r1_gamma=0.5, ema_kimg=5.0, g_lr=0.002, d_lr=0.002,
-          **CPU_STEP)
-_register(name="demo64", description="The bundled live demo: a slim 64 px painter that "
+          channel_max=256, batch=8, r1_gamma=0.5, ema_kimg=5.0, g_lr=0.002, d_lr=0.002)
+_register_cpu(name="demo64", description="The bundled live demo: a slim 64 px painter that "
           "trains in under an hour on a 2-core CPU and renders in a few ms.",
           resolution=64, z_dim=128, w_dim=128, mapping_layers=4, channel_base=2048,
-          channel_max=128, batch=16, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.0025, d_lr=0.0025,
-          **{**CPU_STEP, "d_channel_base": 1024})
+          channel_max=128, batch=16, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.0025, d_lr=0.0025)
 _register(name="paper256", description="StyleGAN2-ADA paper widths at 256 px (GPUs).",
           resolution=256, channel_base=16384, channel_max=512, batch=64, r1_gamma=1.0,
           ema_kimg=20.0, g_lr=0.0025, d_lr=0.0025)

@@ -196,6 +196,14 @@ def setup_distributed(device: str) -> Dist:
     return Dist(rank=rank, world=world, device=dev)
 
 
+def resume_folder(source: str, run_dir: Path) -> Path | None:
+    """The snapshot ``--resume source`` names: 'auto' is the run's latest (None when it has
+    none yet), anything else a snapshot or run folder."""
+    if source == "auto":
+        return resolve_snapshot(run_dir) if has_snapshot(run_dir) else None
+    return resolve_snapshot(source)
+
+
 def run_preset(cfg: TrainConfig, overrides: dict) -> Preset:
     """The preset a run trains with: the registry's, or the one its snapshot recorded.
 
@@ -206,12 +214,8 @@ def run_preset(cfg: TrainConfig, overrides: dict) -> Preset:
     if not cfg.resume:
         return preset
     try:
-        run_dir = Path(cfg.out)
-        if cfg.resume != "auto":
-            folder = resolve_snapshot(cfg.resume)
-        elif has_snapshot(run_dir):
-            folder = resolve_snapshot(str(run_dir))
-        else:
+        folder = resume_folder(cfg.resume, Path(cfg.out))
+        if folder is None:
             return preset
         saved = read_config(folder).get("preset")
     except (OSError, ValueError, NeuropaintError):
@@ -904,19 +908,17 @@ class Trainer:
 
         Returns False when ``source`` is 'auto' and the run has nothing to resume.
         """
-        if source == "auto":
-            if not has_snapshot(self.run_dir):
-                if (self.run_dir / "stats.jsonl").exists():
-                    # A run that stopped before its first snapshot: say so, loudly.
-                    logger.warning("--resume auto: %s has no snapshot to resume (its earlier "
-                                   "run stopped before writing one): starting fresh from "
-                                   "kimg 0", self.run_dir)
-                else:
-                    logger.info("--resume auto: no snapshot in %s yet: starting fresh",
-                                self.run_dir)
-                return False
-            source = str(self.run_dir)
-        folder = resolve_snapshot(source)
+        folder = resume_folder(source, self.run_dir)
+        if folder is None:
+            if (self.run_dir / "stats.jsonl").exists():
+                # A run that stopped before its first snapshot: say so, loudly.
+                logger.warning("--resume auto: %s has no snapshot to resume (its earlier "
+                               "run stopped before writing one): starting fresh from "
+                               "kimg 0", self.run_dir)
+            else:
+                logger.info("--resume auto: no snapshot in %s yet: starting fresh",
+                            self.run_dir)
+            return False
         saved = set(read_config(folder)["networks"])
         extra = sorted(saved - set(BASE_NETWORKS) - {k.name for k in self.critics})
         if extra:
