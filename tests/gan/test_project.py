@@ -194,11 +194,15 @@ def test_cli_refuses_bad_inputs_in_one_line(snapshot, tmp_path, capsys):
 
 
 def test_ctrl_c_keeps_the_images_already_finished(snapshot, tmp_path):
-    first = save_png(paint("rothko", 32, seed=6), tmp_path / "first.png")
-    second = save_png(paint("davis", 32, seed=7), tmp_path / "second.png")
+    # Six images, so that on a busy machine, where the child may finish another projection
+    # before the signal lands, some projection is still running when Ctrl-C arrives.
+    kinds = ["rothko", "davis", "newman", "noland", "louis", "rothko"]
+    names = [f"image{i}" for i in range(len(kinds))]
+    files = [save_png(paint(kind, 32, seed=6 + i), tmp_path / f"{name}.png")
+             for i, (kind, name) in enumerate(zip(kinds, names, strict=True))]
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gan.project", str(snapshot), str(first), str(second), "--out",
+        [sys.executable, "-m", "gan.project", str(snapshot), *map(str, files), "--out",
          str(out), "--steps", "200", "--threads", "1", "--quiet"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -207,14 +211,16 @@ def test_ctrl_c_keeps_the_images_already_finished(snapshot, tmp_path):
         while not summary_file.exists() and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)  # the second image is now being projected
+        proc.send_signal(signal.SIGINT)  # the first image is written; a later one is running
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and "interrupted" in err
-    summary = json.loads(summary_file.read_text())
-    assert list(summary["images"]) == ["first"]
-    assert np.load(out / "first_ws.npy").shape == (6, 32)
-    assert not (out / "second_ws.npy").exists()
+    finished = list(json.loads(summary_file.read_text())["images"])
+    assert 1 <= len(finished) < len(names) and finished == names[:len(finished)]
+    for name in finished:
+        assert np.load(out / f"{name}_ws.npy").shape == (6, 32)
+    for name in names[len(finished):]:
+        assert not (out / f"{name}_ws.npy").exists()
     assert not list(out.glob(".*tmp*"))
