@@ -91,11 +91,21 @@ def demo_paths(folder: str | Path = DEMO_MODEL) -> tuple[Path, Path]:
 
 
 def _paintings(work: Path, count: int) -> Path:
+    """The training paintings in ``work``; painted again when ``count`` differs from theirs
+    (a run that resumes then goes on with the new set)."""
+    from datasets.art_store import TileStore
     from datasets.procedural import write_store
 
     store = work / "paintings"
-    if not store.exists():
-        write_store(store, count=count, size=64)
+    if store.exists():
+        try:
+            had = TileStore(store).options.get("count")
+        except NeuropaintError:  # an interrupted or damaged store: paint it again
+            had = None
+        if had == count:
+            return store
+        logger.info("%s holds %s paintings, not %d: painting them again", store, had, count)
+    write_store(store, count=count, size=DEMO_RESOLUTION, overwrite=True)
     return store
 
 
@@ -187,7 +197,7 @@ def _keep_upscalers(out: Path, staged: Path) -> None:
 
 
 def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/demo",
-                     minutes: float = 60.0, count: int = 2000, encoder_steps: int = 1500,
+                     minutes: float = 60.0, count: int = 20000, encoder_steps: int = 1500,
                      upscaler_minutes: float = 15.0, init: str | None = None) -> Path:
     """Make the demo model into ``out`` (see the module docstring); returns ``out``.
 
@@ -325,7 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--out", default=str(DEMO_MODEL), help="demo model folder to write")
     b.add_argument("--work", default="runs/demo", help="working folder (resumable)")
     b.add_argument("--minutes", type=float, default=60.0, help="generator training time")
-    b.add_argument("--count", type=int, default=2000, help="procedural paintings")
+    b.add_argument("--count", type=int, default=20000,
+                   help="procedural paintings the painter trains on (default: %(default)s; "
+                   "2,000 let the discriminator overfit after about 60 kimg)")
     b.add_argument("--encoder-steps", type=int, default=1500, help="align steps")
     b.add_argument("--upscaler-minutes", type=float, default=15.0,
                    help="training time of each upscaler, x4 and x8 (0: train none and keep "
