@@ -24,18 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets.procedural import paint_many
 from gan.checkpoint import load_generator
 from gan.generate import seed_z
-from gan.train import to_uint8
+from gan.train import image_grid, to_uint8
 
 COLUMNS, SCALE, LABEL_W = 8, 2, 150
 
 
 def row_of(images: np.ndarray) -> Image.Image:
-    side = images.shape[1] * SCALE
-    strip = Image.new("RGB", (COLUMNS * side, side))
-    for i, img in enumerate(images[:COLUMNS]):
-        tile = Image.fromarray(img).resize((side, side), Image.NEAREST)
-        strip.paste(tile, (i * side, 0))
-    return strip
+    strip = Image.fromarray(image_grid(images[:COLUMNS], cols=COLUMNS))
+    return strip.resize((strip.width * SCALE, strip.height * SCALE), Image.NEAREST)
 
 
 def main(argv=None) -> int:
@@ -43,8 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("before")
     parser.add_argument("after", nargs="?", default="live/demo_model/generator")
     parser.add_argument("--out", default="docs/demo_painter_before_after.jpg")
-    parser.add_argument("--before-label", default="before: 105 kimg")
-    parser.add_argument("--after-label", default="after: 192 kimg")
+    parser.add_argument("--before-label", default="before")
+    parser.add_argument("--after-label", default="after")
     args = parser.parse_args(argv)
     real = np.stack([np.asarray(img) for _, img in paint_many(COLUMNS, 64, seed=0)])
     rows = [("paintings", row_of(real))]
