@@ -120,6 +120,10 @@ class TrainConfig(BaseModel):
                         "have been shown.")
     batch: int | None = Field(None, ge=1, description="Total batch (None: the preset's).")
     gamma: float | None = Field(None, ge=0, description="R1 weight (None: the preset's).")
+    lr: float | None = Field(None, gt=0, description="Learning rate of G and D (None: the "
+                             "preset's); on a resume it replaces the saved optimisers' rate.")
+    ema_kimg: float | None = Field(None, ge=0, description="Half-life of G_ema in kimg (None: "
+                                   "the preset's).")
     aug: Literal["ada", "fixed", "none"] = Field("ada", description="Augmentation mode.")
     aug_p: float = Field(0.0, ge=0, le=1, description="Initial (ada) or fixed augmentation "
                          "probability.")
@@ -268,14 +272,25 @@ def build_discriminator(preset: Preset, *, c_dim: int = 0, batch_per_process: in
                          mbstd_group_size=min(preset.mbstd_group, batch_per_process))
 
 
+def _lazy_ratio(reg_interval: int | None) -> float:
+    return reg_interval / (reg_interval + 1) if reg_interval else 1.0
+
+
 def make_optimizer(net: torch.nn.Module, lr: float, betas: tuple[float, float],
                    reg_interval: int | None) -> torch.optim.Optimizer:
     """Adam, with lr and betas corrected for lazy regularisation (StyleGAN2 appendix B)."""
-    if reg_interval:
-        ratio = reg_interval / (reg_interval + 1)
-        lr = lr * ratio
-        betas = (betas[0] ** ratio, betas[1] ** ratio)
-    return torch.optim.Adam(net.parameters(), lr=lr, betas=betas, eps=1e-8)
+    ratio = _lazy_ratio(reg_interval)
+    return torch.optim.Adam(net.parameters(), lr=lr * ratio,
+                            betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8)
+
+
+def set_learning_rate(opt: torch.optim.Optimizer, lr: float, reg_interval: int | None) -> bool:
+    """Give a (loaded) optimiser the rate ``make_optimizer`` would; True when it changed."""
+    lr = lr * _lazy_ratio(reg_interval)
+    changed = any(abs(group["lr"] - lr) > 1e-12 for group in opt.param_groups)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return changed
 
 
 class TileSource:
@@ -498,6 +513,10 @@ class Trainer:
             overrides["batch"] = cfg.batch
         if cfg.gamma is not None:
             overrides["r1_gamma"] = cfg.gamma
+        if cfg.lr is not None:
+            overrides["g_lr"] = overrides["d_lr"] = cfg.lr
+        if cfg.ema_kimg is not None:
+            overrides["ema_kimg"] = cfg.ema_kimg
         self.preset = (run_preset(cfg, overrides) if preset is None
                        else Preset.model_validate({**preset.model_dump(), **overrides}))
         if self.preset.batch % self.dist.world:
@@ -903,6 +922,18 @@ class Trainer:
                                   f"trained with ({trained!r}).")
         net.load_state_dict(loaded.state_dict())
 
+    def apply_learning_rate(self) -> None:
+        """The preset's rates (``--lr`` included) over those a resumed snapshot's optimisers
+        kept: lowering the rate late in a run is how a user anneals it."""
+        changed = set_learning_rate(self.G_opt, self.preset.g_lr,
+                                    self.preset.pl_interval if self.loss.pl_weight else None)
+        for critic in self.critics:
+            changed |= set_learning_rate(critic.opt, self.preset.d_lr,
+                                         self.preset.r1_interval if critic.gamma else None)
+        if changed:
+            logger.info("learning rate now G %g, D %g (the snapshot's optimisers had another)",
+                        self.preset.g_lr, self.preset.d_lr)
+
     def resume(self, source: str) -> bool:
         """Restore networks, optimisers, counters, augmentation, RNG and data order.
 
@@ -961,6 +992,7 @@ class Trainer:
                 raise NeuropaintError(f"{folder}: the saved {t.name!r} does not fit this run's "
                                       f"({str(exc).splitlines()[0]}).") from None
             t.opt.load_state_dict(saved_t["opt"])
+        self.apply_learning_rate()
         self.loss.pl_mean = state["pl_mean"].to(self.device)
         self.counters = Counters(step=int(state["step"]), nimg=int(state["nimg"]),
                                  collapse_run=int(state["collapse_run"]),
@@ -1143,6 +1175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: %(default)s)")
     parser.add_argument("--batch", type=int, help="total batch size (default: the preset's)")
     parser.add_argument("--gamma", type=float, help="R1 weight (default: the preset's)")
+    parser.add_argument("--lr", type=float, help="learning rate of G and D (default: the "
+                        "preset's); with --resume it replaces the snapshot's, to anneal a "
+                        "long run")
+    parser.add_argument("--ema-kimg", type=float, help="half-life of G_ema in kimg (default: "
+                        "the preset's); longer smooths a late run")
     parser.add_argument("--aug", nargs="+", default=["ada"], metavar="MODE",
                         help="'ada', 'fixed P', or 'none' (default: ada)")
     parser.add_argument("--target", type=float, default=0.6,
@@ -1200,7 +1237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.arch == "dcgan" and not preset.startswith("dcgan"):
         preset = "dcgan64"
     cfg = build_config(TrainConfig, data=args.data, out=args.out, preset=preset,
-                       kimg=args.kimg, batch=args.batch, gamma=args.gamma, aug=aug_mode,
+                       kimg=args.kimg, batch=args.batch, gamma=args.gamma, lr=args.lr,
+                       ema_kimg=args.ema_kimg, aug=aug_mode,
                        aug_p=aug_p, aug_target=args.target, xflip=args.xflip,
                        snapshot_kimg=args.snap, snapshot_minutes=args.snap_minutes or None,
                        seed=args.seed, resume=args.resume,

@@ -109,12 +109,14 @@ def _paintings(work: Path, count: int) -> Path:
     return store
 
 
-def _train_generator(work: Path, store: Path, minutes: float, init: str | None) -> Path:
+def _train_generator(work: Path, store: Path, minutes: float, init: str | None, *,
+                     lr: float | None = None, ema_kimg: float | None = None) -> Path:
     from gan.train import TrainConfig, Trainer
 
     run = work / "gan"
     cfg = TrainConfig(data=str(store), out=str(run), preset=DEMO_PRESET, kimg=100_000,
                       max_minutes=minutes, snapshot_kimg=10, xflip=True, init=init,
+                      lr=lr, ema_kimg=ema_kimg,
                       resume="auto" if (run / "latest").exists() else None)
     Trainer(cfg).train(progress=True)
     return run
@@ -198,12 +200,15 @@ def _keep_upscalers(out: Path, staged: Path) -> None:
 
 def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/demo",
                      minutes: float = 60.0, count: int = 20000, encoder_steps: int = 1500,
-                     upscaler_minutes: float = 15.0, init: str | None = None) -> Path:
+                     upscaler_minutes: float = 15.0, init: str | None = None,
+                     lr: float | None = None, ema_kimg: float | None = None) -> Path:
     """Make the demo model into ``out`` (see the module docstring); returns ``out``.
 
     ``init``: a generator snapshot the training starts from (the bundled demo's, to train it
     further) instead of from scratch; a run already in ``work`` resumes instead.
     ``upscaler_minutes`` 0 trains no upscaler and keeps those ``out`` already has.
+    ``lr``, ``ema_kimg``: the generator run's learning rate and G_ema half-life instead of
+    the preset's (lower and longer to anneal a long run; gan.train's --lr and --ema-kimg).
     """
     from conditioning.train import EncoderTrainConfig, run
 
@@ -211,7 +216,7 @@ def build_demo_model(out: str | Path = DEMO_MODEL, *, work: str | Path = "runs/d
     out, work = Path(out), Path(work)
     work.mkdir(parents=True, exist_ok=True)
     store = _paintings(work, count)
-    gan_run = _train_generator(work, store, minutes, init)
+    gan_run = _train_generator(work, store, minutes, init, lr=lr, ema_kimg=ema_kimg)
     staged = work / "demo_model"
     if staged.exists():
         shutil.rmtree(staged)
@@ -346,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="start the generator from this snapshot (e.g. live/demo_model/"
                         "generator, to train the bundled painter further) instead of from "
                         "scratch; a run already in --work resumes instead")
+    b.add_argument("--lr", type=float, help="learning rate of G and D instead of the "
+                   "preset's (lower, to anneal a run that resumes in --work)")
+    b.add_argument("--ema-kimg", type=float, help="half-life of G_ema in kimg instead of "
+                   "the preset's")
     g = sub.add_parser("grid", help="a JPEG grid of the demo model's paintings",
                        **shows_defaults)
     g.add_argument("--out", default="docs/demo_model_grid.jpg", help="picture to write")
@@ -364,7 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     path = build_demo_model(args.out, work=args.work, minutes=args.minutes, count=args.count,
                             encoder_steps=args.encoder_steps,
-                            upscaler_minutes=args.upscaler_minutes, init=args.init)
+                            upscaler_minutes=args.upscaler_minutes, init=args.init,
+                            lr=args.lr, ema_kimg=args.ema_kimg)
     print(f"demo model: {path}")
     return 0
 

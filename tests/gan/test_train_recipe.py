@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -89,3 +90,29 @@ def test_init_from_a_base_with_another_discriminator_starts_it_fresh(paintings_s
     assert sum(p.numel() for p in tuned.D.parameters()) < sum(
         p.numel() for p in load_network(base, "D").parameters())
     tuned.train_step()
+
+
+def test_resume_with_a_lower_rate_anneals_the_run_and_keeps_its_optimiser_state(
+        paintings_store, tmp_path, caplog):
+    run = tmp_path / "run"
+    Trainer(_config(paintings_store, run, kimg=0.016, snapshot_kimg=0.016)).train()
+    preset = get_preset("tiny")
+    saved_moments = load_state(run)["G_opt"]["state"]
+    with caplog.at_level(logging.INFO, logger="gan.train"):
+        annealed = Trainer(_config(paintings_store, run, kimg=0.032, resume="auto",
+                                   lr=preset.g_lr / 4, ema_kimg=preset.ema_kimg * 5))
+    assert f"learning rate now G {preset.g_lr / 4:g}, D {preset.d_lr / 4:g}" in caplog.text
+    # Lazy regularisation scales each rate (StyleGAN2 appendix B), as for a fresh run.
+    g_ratio = preset.pl_interval / (preset.pl_interval + 1) if preset.pl_weight else 1.0
+    d_ratio = preset.r1_interval / (preset.r1_interval + 1) if preset.r1_gamma else 1.0
+    assert annealed.G_opt.param_groups[0]["lr"] == pytest.approx(preset.g_lr / 4 * g_ratio)
+    assert annealed.D_opt.param_groups[0]["lr"] == pytest.approx(preset.d_lr / 4 * d_ratio)
+    # Adam's moments came back from the snapshot: only the rate changed.
+    moments = annealed.G_opt.state_dict()["state"]
+    torch.testing.assert_close(moments[0]["exp_avg"], saved_moments[0]["exp_avg"])
+    assert annealed.preset.ema_kimg == preset.ema_kimg * 5
+    annealed.train()
+    # The snapshot records the annealed rate, so a plain --resume auto goes on with it.
+    assert read_config(run)["preset"]["g_lr"] == pytest.approx(preset.g_lr / 4)
+    again = Trainer(_config(paintings_store, run, kimg=0.048, resume="auto"))
+    assert again.G_opt.param_groups[0]["lr"] == pytest.approx(preset.g_lr / 4 * g_ratio)
