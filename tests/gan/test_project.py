@@ -195,8 +195,11 @@ def test_cli_refuses_bad_inputs_in_one_line(snapshot, tmp_path, capsys):
 
 def _sigint_as_in_a_terminal() -> None:
     """In the child before exec: SIGINT delivered and handled by default, as a shell gives a
-    command, whatever the test runner's own process inherited or set (in the full suite the
-    child once ignored every Ctrl-C while the same test passed alone)."""
+    foreground command, whatever the test runner inherited. A suite started in the background
+    of a non-interactive shell (``(python -m pytest &)``, nohup) runs with SIGINT and SIGQUIT
+    ignored (POSIX: asynchronous lists ignore them; /proc's SigIgn reads 0x6), Python keeps an
+    inherited SIG_IGN, and so the child ignored every Ctrl-C while the test passed when the
+    suite ran in the foreground."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
