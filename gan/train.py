@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -74,7 +75,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -1148,6 +1149,27 @@ class _ListPresets(argparse.Action):
         parser.exit()
 
 
+@contextlib.contextmanager
+def snapshot_on_interrupt(trainer: Trainer) -> Iterator[None]:
+    """Within the block, Ctrl-C or SIGTERM finishes the step and writes a snapshot
+    (``trainer.interrupted`` says where); a second one quits at once, without it."""
+    signalled = threading.Event()
+
+    def on_stop() -> None:  # on stop_on_signals' watcher thread, never in the handler
+        if signalled.is_set():
+            logger.warning("second interrupt: quitting without a snapshot")
+            _thread.interrupt_main()  # KeyboardInterrupt in the loop; run_cli reports it
+            return
+        signalled.set()
+        if trainer.dist.main:
+            logger.warning("interrupt: finishing this step and writing a snapshot "
+                           "(Ctrl-C again to quit without one)")
+        trainer.request_stop()
+
+    with stop_on_signals(on_stop):
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gan.train",
@@ -1246,23 +1268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        device=args.device, precision=args.precision, compile=args.compile,
                        max_minutes=args.max_minutes, metrics=args.metrics)
     trainer = Trainer(cfg)
-    signalled = threading.Event()
-
-    def on_stop() -> None:  # on stop_on_signals' watcher thread, never in the handler
-        if signalled.is_set():
-            logger.warning("second interrupt: quitting without a snapshot")
-            _thread.interrupt_main()  # KeyboardInterrupt in the loop; run_cli reports it
-            return
-        signalled.set()
-        if trainer.dist.main:
-            logger.warning("interrupt: finishing this step and writing a snapshot "
-                           "(Ctrl-C again to quit without one)")
-        trainer.request_stop()
-
     # Log lines (snapshots, the interrupt) go above the progress bar instead of into it.
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with stop_on_signals(on_stop), logging_redirect_tqdm():
+    with snapshot_on_interrupt(trainer), logging_redirect_tqdm():
         snapshot = trainer.train(progress=not args.quiet)
     if trainer.dist.world > 1:
         torch.distributed.destroy_process_group()

@@ -111,14 +111,20 @@ def _paintings(work: Path, count: int) -> Path:
 
 def _train_generator(work: Path, store: Path, minutes: float, init: str | None, *,
                      lr: float | None = None, ema_kimg: float | None = None) -> Path:
-    from gan.train import TrainConfig, Trainer
+    from gan.train import TrainConfig, Trainer, snapshot_on_interrupt
 
     run = work / "gan"
     cfg = TrainConfig(data=str(store), out=str(run), preset=DEMO_PRESET, kimg=100_000,
                       max_minutes=minutes, snapshot_kimg=10, xflip=True, init=init,
                       lr=lr, ema_kimg=ema_kimg,
                       resume="auto" if (run / "latest").exists() else None)
-    Trainer(cfg).train(progress=True)
+    trainer = Trainer(cfg)
+    with snapshot_on_interrupt(trainer):
+        trainer.train(progress=True)
+    if trainer.interrupted is not None:
+        logger.warning("stopped at %.1f kimg with a snapshot in %s: the same command "
+                       "resumes it", trainer.interrupted["kimg"], run)
+        raise KeyboardInterrupt  # run_cli: "interrupted", exit 130; nothing is exported
     return run
 
 

@@ -1,6 +1,12 @@
-"""live.demo build's training paintings: kept when they match --count, painted again if not."""
+"""live.demo build: its training paintings (kept when they match --count, painted again if not)
+and a Ctrl-C while the painter trains."""
 
 from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
 
 from datasets.art_store import TileStore
 from live.demo import _paintings
@@ -22,3 +28,25 @@ def test_a_damaged_store_is_painted_again(tmp_path):
     (store / "manifest.json").write_text("{")
     _paintings(tmp_path, 8)
     assert len(TileStore(store).tiles) == 8
+
+
+def test_ctrl_c_while_the_painter_trains_keeps_a_snapshot_and_exports_nothing(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "model"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "live.demo", "build", "--work", str(work), "--out", str(out),
+         "--count", "32", "--minutes", "10", "--upscaler-minutes", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stats = work / "gan" / "stats.jsonl"
+        deadline = time.monotonic() + 120
+        while not (stats.exists() and stats.read_text().strip()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # the painter is training: its first tick is logged
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "with a snapshot in" in err and "the same command resumes it" in err
+    assert (work / "gan" / "latest").exists()
+    assert not out.exists()  # nothing half-made where the model goes
