@@ -543,7 +543,7 @@ class Trainer:
                                   pl_weight=self.preset.pl_weight,
                                   pl_batch_shrink=self.preset.pl_batch_shrink)
         self.G_opt = make_optimizer(self.G, self.preset.g_lr, self.preset.betas,
-                                    self.preset.pl_interval if self.loss.pl_weight else None)
+                                    self.g_reg_interval)
         self.extensions = list(extensions)
         if cfg.data_b is not None:
             self.extensions.insert(0, TwoCollectionBlend(cfg.data_b, cfg.blend))
@@ -621,8 +621,7 @@ class Trainer:
             pipe = AugmentPipe.from_preset(cfg.augpipe).to(self.device)
             ada = AdaController(pipe, target=cfg.aug_target, interval=4, ada_kimg=cfg.ada_kimg,
                                 batch_size=self.preset.batch, mode=cfg.aug, p=cfg.aug_p)
-        opt = make_optimizer(D, self.preset.d_lr, self.preset.betas,
-                             self.preset.r1_interval if self.preset.gamma else None)
+        opt = make_optimizer(D, self.preset.d_lr, self.preset.betas, self.d_reg_interval)
         critic = Critic(name=name, D=D, data=source, opt=opt, augment_pipe=pipe, ada=ada,
                         gamma=self.preset.gamma)
         self.critics.append(critic)
@@ -923,14 +922,22 @@ class Trainer:
                                   f"trained with ({trained!r}).")
         net.load_state_dict(loaded.state_dict())
 
+    @property
+    def g_reg_interval(self) -> int | None:
+        """Steps between G's lazy path-length regularisations (None: none); sets its Adam."""
+        return self.preset.pl_interval if self.loss.pl_weight else None
+
+    @property
+    def d_reg_interval(self) -> int | None:
+        """Steps between the critics' lazy R1 regularisations (None: none); sets their Adam."""
+        return self.preset.r1_interval if self.preset.gamma else None
+
     def apply_learning_rate(self) -> None:
         """The preset's rates (``--lr`` included) over those a resumed snapshot's optimisers
         kept: lowering the rate late in a run is how a user anneals it."""
-        changed = set_learning_rate(self.G_opt, self.preset.g_lr,
-                                    self.preset.pl_interval if self.loss.pl_weight else None)
+        changed = set_learning_rate(self.G_opt, self.preset.g_lr, self.g_reg_interval)
         for critic in self.critics:
-            changed |= set_learning_rate(critic.opt, self.preset.d_lr,
-                                         self.preset.r1_interval if critic.gamma else None)
+            changed |= set_learning_rate(critic.opt, self.preset.d_lr, self.d_reg_interval)
         if changed:
             logger.info("learning rate now G %g, D %g (the snapshot's optimisers had another)",
                         self.preset.g_lr, self.preset.d_lr)
