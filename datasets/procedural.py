@@ -188,6 +188,7 @@ class _Canvas:
         self.h = self.rows.stop - self.rows.start
         self.w = self.cols.stop - self.cols.start
         self.s = min(height, width)
+        self.weave = True  # False: a smooth canvas (paint(..., weave=False))
         self.x = (np.arange(self.cols.start, self.cols.stop, dtype=np.float32) + 0.5)[None, :]
         self.y = (np.arange(self.rows.start, self.rows.stop, dtype=np.float32) + 0.5)[:, None]
 
@@ -335,7 +336,7 @@ def _finish(c: _Canvas, canvas: np.ndarray, *, weave: float, grain: float = 0.00
     texture = _canvas_weave(c.h, c.w)
     oy = int(c.rng.integers(0, _TEXTURE_MARGIN))
     ox = int(c.rng.integers(0, _TEXTURE_MARGIN))
-    relief = texture[oy:oy + c.h, ox:ox + c.w]
+    relief = texture[oy:oy + c.h, ox:ox + c.w] if c.weave else np.zeros((c.h, c.w), np.float32)
     shade = 1.0 + light * c.noise(1.5)  # Light falling unevenly on the canvas.
     # Fainter in small images, where a thread is a large part of the picture.
     shade += weave * min(1.0, math.sqrt(c.s / 256)) * relief
@@ -668,7 +669,7 @@ def _check_styles(styles: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def paint(style: str, size: Size = 256, seed: int = 0) -> np.ndarray:
+def paint(style: str, size: Size = 256, seed: int = 0, *, weave: bool = True) -> np.ndarray:
     """Paint one colour-field painting.
 
     Parameters
@@ -679,6 +680,9 @@ def paint(style: str, size: Size = 256, seed: int = 0) -> np.ndarray:
         Side of the square image, or ``(height, width)``; at least 16.
     seed : int
         Non-negative; the same ``(style, size, seed)`` gives the same image.
+    weave : bool
+        False: the same painting on a smooth canvas (no weave relief, in light or dark
+        paint), to measure what the weave means to a metric (``benchmarks/swd_weave.py``).
 
     Returns
     -------
@@ -689,11 +693,13 @@ def paint(style: str, size: Size = 256, seed: int = 0) -> np.ndarray:
     seed = check_int(seed, "seed", minimum=0)
     # crc32, not hash(): Python salts string hashes per process.
     rng = np.random.default_rng([seed, zlib.crc32(style.encode())])
-    return _PAINTERS[style](_Canvas(rng, height, width))
+    canvas = _Canvas(rng, height, width)
+    canvas.weave = bool(weave)
+    return _PAINTERS[style](canvas)
 
 
 def paint_many(count: int, size: Size = 256, *, styles: str | Sequence[str] | None = None,
-               seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+               seed: int = 0, weave: bool = True) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``count`` paintings as ``(name, image)``, cycling through ``styles``.
 
     The ``k``-th painting of a style is named ``f"{style}_{k:04d}"`` and is
@@ -709,7 +715,7 @@ def paint_many(count: int, size: Size = 256, *, styles: str | Sequence[str] | No
         for i in range(count):
             style = names[i % len(names)]
             k = i // len(names)
-            yield f"{style}_{k:04d}", paint(style, size, seed + k)
+            yield f"{style}_{k:04d}", paint(style, size, seed + k, weave=weave)
 
     return generate()
 

@@ -88,7 +88,13 @@ class BlendConfig(BaseModel):
 
 
 def layer_position(key: str) -> float | None:
-    """Position in octaves of the synthesis layer a state-dict key belongs to (None: not one)."""
+    """Position in octaves of the synthesis layer a state-dict key belongs to (None: not one).
+
+    The canvas texture (:class:`gan.networks.CanvasTexture`) is finer than every block: it
+    comes with the fine layers.
+    """
+    if key.startswith("synthesis.canvas."):
+        return math.inf
     match = _LAYER.match(key)
     if match is None:
         return None
@@ -119,7 +125,8 @@ def crossover_table(keys: Iterable[str], img_resolution: int, swap_resolution: i
     for key in keys:
         position = layer_position(key)
         if position is not None:
-            layer = ".".join(key.split(".")[1:3])  # synthesis.b8.conv0.weight -> b8.conv0
+            # synthesis.b8.conv0.weight -> b8.conv0; synthesis.canvas.texture -> canvas
+            layer = "canvas" if position == math.inf else ".".join(key.split(".")[1:3])
             table[layer] = round(share_of_b(position, swap_resolution, crossover_width), 6)
     return table
 

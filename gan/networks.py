@@ -15,6 +15,9 @@ Each network keeps its constructor arguments in ``init_kwargs``, a JSON-serialis
 that a checkpoint's ``config.json`` rebuilds it without pickled code:
 ``type(net)(**net.init_kwargs)``.
 
+One addition of ours, off unless ``canvas_channels`` > 0: a learned canvas texture that shades
+the finished image (:class:`CanvasTexture`; the ``demo64`` preset uses four channels).
+
 Forward passes take ``reference=True`` to run every op through its plain reference twin (see
 :mod:`gan.ops`); the default fast path is what training and rendering use.
 """
@@ -45,6 +48,7 @@ from neuropaint.validate import NeuropaintError, check_int, check_option, check_
 
 __all__ = [
     "NOISE_MODES",
+    "CanvasTexture",
     "Discriminator",
     "Generator",
     "MappingNetwork",
@@ -465,6 +469,45 @@ class SynthesisBlock(nn.Module):
         return x, img.add_(y)
 
 
+class CanvasTexture(nn.Module):
+    """A learned canvas relief, a tile repeated over the output, that shades the painted image.
+
+    Canvas weave is a texture of threads about two pixels apart at 64 px, in a random place
+    in each training painting, and Laplacian-pyramid SWD at the finest level is mostly this
+    weave (the same paintings on a smooth canvas measure 4x the floor there:
+    ``benchmarks/swd_weave.py``). A stack of 3x3 convolutions of a few channels paints it
+    poorly from white noise; here it is a parameter instead. The relief stays put while the
+    paint changes, as a real canvas does under a live painting; each sample's last w sets how
+    strongly each relief channel shows in each colour, and it shades brightness (light paint
+    shows it more than dark). It starts blank, so a generator grown from one without it
+    paints the same images until training fills it in. A tile smaller than the image
+    (``period``) shares each texel's gradient among its repeats: one texel per pixel
+    gathered the adversarial gradient's noise into dark scars.
+    """
+
+    def __init__(self, channels: int, img_channels: int, w_dim: int, resolution: int,
+                 period: int = 0):
+        super().__init__()
+        # A relief tile of ``period`` px repeated over the image (0: one tile, the whole image).
+        period = period or resolution
+        if resolution % period:
+            raise NeuropaintError(f"'canvas_period' must divide the resolution {resolution}, "
+                                  f"got {period}.")
+        self.repeats = resolution // period
+        self.texture = nn.Parameter(torch.zeros([channels, period, period]))
+        self.affine = FullyConnectedLayer(w_dim, channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([img_channels, channels]))
+        self.weight_gain = 1 / math.sqrt(channels)
+
+    def forward(self, img: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        styles = self.affine(w.to(torch.float32)) * self.weight_gain  # [N, K]
+        mix = self.weight.unsqueeze(0) * styles.unsqueeze(1)  # [N, C, K]
+        texture = self.texture.repeat(1, self.repeats, self.repeats)
+        relief = torch.einsum("nck,khw->nchw", mix, texture)
+        # Shading multiplies brightness (img + 1) / 2: img' = 2 b (1 + relief) - 1.
+        return img + (img + 1) * relief
+
+
 class SynthesisNetwork(nn.Module):
     """ws ``[N, num_ws, w_dim]`` -> image ``[N, img_channels, H, W]`` (skip architecture)."""
 
@@ -478,6 +521,8 @@ class SynthesisNetwork(nn.Module):
         num_fp16_res: int = 0,                           # Top resolutions in fp16 (CUDA only).
         conv_clamp: float | None = None,                 # Clamp conv outputs to ±this (fp16).
         resample_filter: Sequence[float] = (1, 3, 3, 1), # Low-pass filter for upsampling.
+        canvas_channels: int = 0,                        # CanvasTexture channels (0: none).
+        canvas_period: int = 0,                          # Its tile in px (0: the whole image).
     ):
         super().__init__()
         self.init_kwargs = _jsonable(dict(
@@ -485,6 +530,13 @@ class SynthesisNetwork(nn.Module):
             channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
             conv_clamp=conv_clamp, resample_filter=list(resample_filter),
         ))
+        # Recorded only when used, so generators without one keep the config they always had.
+        self.canvas_channels = check_int(canvas_channels, "canvas_channels", minimum=0)
+        canvas_period = check_int(canvas_period, "canvas_period", minimum=0)
+        if self.canvas_channels:
+            self.init_kwargs["canvas_channels"] = self.canvas_channels
+            if canvas_period:
+                self.init_kwargs["canvas_period"] = canvas_period
         # The eval-mode choice in training too (the step before 2026-12-06; benchmarks measure
         # the old step with it).
         self.per_sample_in_training = False
@@ -509,6 +561,9 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv
             setattr(self, f"b{res}", block)
         self.num_ws += 1  # the last toRGB; every other one shares the next block's first w
+        if self.canvas_channels:
+            self.canvas = CanvasTexture(self.canvas_channels, img_channels, w_dim,
+                                        self.img_resolution, canvas_period)
 
     def forward(
         self, ws, noise_mode="random", fused_modconv=None, reference=False, force_fp32=False
@@ -557,6 +612,8 @@ class SynthesisNetwork(nn.Module):
                 x, img = block(x, img, block_ws, fused_modconv=fused, **kwargs)
         if isinstance(img, list):
             img = torch.cat(img)
+        if self.canvas_channels:
+            img = self.canvas(img, ws[:, -1])
         return img.contiguous()
 
     def extra_repr(self) -> str:

@@ -64,6 +64,11 @@ class Preset(BaseModel):
     ema_kimg: float = Field(10.0, ge=0, description="Half-life of the generator EMA in kimg.")
     ema_rampup: float | None = Field(0.05, description="EMA ramp-up ratio (None: none).")
     mbstd_group: int = Field(4, ge=1, description="Minibatch-stddev group size.")
+    canvas_channels: int = Field(0, ge=0, description="StyleGAN2 only: channels of the "
+                                 "generator's learned canvas texture (gan.networks."
+                                 "CanvasTexture; 0: none).")
+    canvas_period: int = Field(0, ge=0, description="Side in px of the canvas texture's "
+                               "repeated tile (0: one tile the size of the image).")
     dcgan_batch_norm_g: bool = Field(False, description="DCGAN only: batch norm in G "
                                      "(the seeds' extension 1).")
     dcgan_batch_norm_d: bool = Field(False, description="DCGAN only: batch norm in D "

@@ -249,12 +249,25 @@ def build_networks(preset: Preset, *, c_dim: int = 0, batch_per_process: int = 8
         return G, D
     from gan.networks import Generator
 
+    synthesis_kwargs = {"channel_base": preset.channel_base, "channel_max": preset.channel_max}
+    if preset.canvas_channels:  # named only when used: older snapshots' configs stay equal
+        synthesis_kwargs["canvas_channels"] = preset.canvas_channels
+        if preset.canvas_period:
+            synthesis_kwargs["canvas_period"] = preset.canvas_period
     G = Generator(z_dim=preset.z_dim, c_dim=c_dim, w_dim=preset.w_dim,
                   img_resolution=preset.resolution, img_channels=3,
                   mapping_kwargs={"num_layers": preset.mapping_layers},
-                  synthesis_kwargs={"channel_base": preset.channel_base,
-                                    "channel_max": preset.channel_max})
+                  synthesis_kwargs=synthesis_kwargs)
     return G, D
+
+
+def adds_canvas(saved: dict, built: dict) -> bool:
+    """True when generator config ``built`` is ``saved`` with a canvas texture added."""
+    syn_saved = dict(saved.get("synthesis_kwargs") or {})
+    syn_built = dict(built.get("synthesis_kwargs") or {})
+    if syn_saved.get("canvas_channels") or not syn_built.pop("canvas_channels", 0):
+        return False
+    return {**saved, "synthesis_kwargs": syn_saved} == {**built, "synthesis_kwargs": syn_built}
 
 
 def build_discriminator(preset: Preset, *, c_dim: int = 0, batch_per_process: int = 8
@@ -912,9 +925,21 @@ class Trainer:
             return self.history
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def _load_weights(self, folder: Path, name: str, net: torch.nn.Module, how: str) -> None:
-        """Fill ``net`` from network ``name`` of a snapshot, refusing another architecture."""
+    def _load_weights(self, folder: Path, name: str, net: torch.nn.Module, how: str,
+                      grow: bool = False) -> None:
+        """Fill ``net`` from network ``name`` of a snapshot, refusing another architecture.
+
+        ``grow``: a generator without a canvas texture may fill one that has it; the texture
+        starts blank (:class:`gan.networks.CanvasTexture`), so the images stay the same.
+        """
         loaded = load_network(folder, name)
+        if (grow and type(loaded) is type(net)
+                and adds_canvas(loaded.init_kwargs, net.init_kwargs)):
+            missing, unexpected = net.load_state_dict(loaded.state_dict(), strict=False)
+            assert not unexpected and all(k.startswith("synthesis.canvas.") for k in missing)
+            logger.info("%s of %s has no canvas texture: %s starts with a blank one", name,
+                        folder, name)
+            return
         if type(loaded) is not type(net) or loaded.init_kwargs != net.init_kwargs:
             trained = read_config(folder).get("preset", {}).get("name", "?")
             raise NeuropaintError(f"{folder} holds a different {name} than preset "
@@ -1033,12 +1058,12 @@ class Trainer:
                            ", ".join(sorted(saved)),
                            "" if "D" in saved else " and D starts fresh (untrained)")
             for net in (self.G, self.G_ema):
-                self._load_weights(folder, "G_ema", net, "use --init")
+                self._load_weights(folder, "G_ema", net, "use --init", grow=True)
             if "D" in saved:
                 self._load_weights(folder, "D", self.D, "use --init")
         else:
             for name, net in (("G", self.G), ("G_ema", self.G_ema)):
-                self._load_weights(folder, name, net, "use --init")
+                self._load_weights(folder, name, net, "use --init", grow=True)
             try:
                 self._load_weights(folder, "D", self.D, "use --init")
             except NeuropaintError:

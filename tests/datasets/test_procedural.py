@@ -91,6 +91,18 @@ def test_paintings_have_texture_but_are_not_noise(style):
         assert _low_frequency_fraction(image) > 0.55, (style, seed)
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_without_weave_the_same_painting_loses_its_finest_detail(style):
+    woven = paint(style, 64, seed=3).astype(np.float64)
+    smooth = paint(style, 64, seed=3, weave=False).astype(np.float64)
+    assert np.corrcoef(woven.ravel(), smooth.ravel())[0, 1] > 0.95  # the same painting
+
+    def grain(image):  # the typical step between neighbours (the median skips the edges)
+        return np.median(np.abs(np.diff(image, axis=1)))
+
+    assert grain(smooth) < grain(woven), style
+
+
 def test_the_noise_check_refuses_white_noise():
     noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     assert _low_frequency_fraction(noise) < 0.3

@@ -74,6 +74,8 @@ def test_crossover_is_exact_outside_the_band_and_logistic_inside():
     assert layer_position("synthesis.b8.conv0.weight") == pytest.approx(3 - 2 / 3)
     assert layer_position("synthesis.b8.torgb.affine.bias") == pytest.approx(3.0)
     assert layer_position("mapping.fc0.weight") is None
+    # The canvas texture is finer than every block: it comes from B past any swap.
+    assert share_of_b(layer_position("synthesis.canvas.texture"), 32, 1.0) == 1.0
     shares = [share_of_b(p, 8, 1.0) for p in (2.0, 3.0, 3 + 1 / 3, 3.5, 3 + 2 / 3, 4.0, 5.0)]
     assert shares[:2] == [0.0, 0.0] and shares[-2:] == [1.0, 1.0]
     assert shares[3] == pytest.approx(0.5)

@@ -437,3 +437,47 @@ def test_fp16_blocks_with_conv_clamp_stay_close_to_fp32_on_cuda():
     assert (
         logits - D(img, force_fp32=True)
     ).abs().max().item() < 0.05 * logits.abs().max().item() + 1e-2
+
+
+def test_canvas_texture_stays_put_shades_the_paint_and_is_recorded_only_when_used():
+    plain = SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=3, **TINY)
+    assert "canvas_channels" not in plain.init_kwargs  # older configs stay equal
+    canvas = SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=3, canvas_channels=2,
+                              **TINY)
+    assert canvas.init_kwargs["canvas_channels"] == 2
+    missing, _ = canvas.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["canvas.affine.bias", "canvas.affine.weight", "canvas.texture",
+                               "canvas.weight"]
+    ws = torch.randn(2, plain.num_ws, 8)
+    # Blank, it paints what the network without it paints.
+    torch.testing.assert_close(canvas(ws, noise_mode="const"), plain(ws, noise_mode="const"),
+                               rtol=0, atol=0)
+    with torch.no_grad():
+        canvas.canvas.texture.normal_()
+    other = ws.clone()
+    other[:, :-1] = torch.randn(2, plain.num_ws - 1, 8)  # new paint, the same last w
+    diff_a = canvas(ws, noise_mode="const") - plain(ws, noise_mode="const")
+    diff_b = canvas(other, noise_mode="const") - plain(other, noise_mode="const")
+    img_a, img_b = plain(ws, noise_mode="const"), plain(other, noise_mode="const")
+    # It shades brightness, img + (img + 1) * relief, with one relief under both paintings.
+    relief_a, relief_b = diff_a / (img_a + 1), diff_b / (img_b + 1)
+    keep = ((img_a + 1).abs() > 0.05) & ((img_b + 1).abs() > 0.05)
+    torch.testing.assert_close(relief_a[keep], relief_b[keep], rtol=1e-3, atol=1e-4)
+    with pytest.raises(NeuropaintError, match="canvas_channels"):
+        SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=3, canvas_channels=-1, **TINY)
+
+
+def test_a_tiled_canvas_texture_repeats_its_tile_over_the_image():
+    tiled = SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=3, canvas_channels=2,
+                             canvas_period=4, **TINY)
+    assert tiled.canvas.texture.shape == (2, 4, 4)
+    assert tiled.init_kwargs["canvas_period"] == 4
+    with torch.no_grad():
+        tiled.canvas.texture.normal_()
+        # On mid-grey (0) the shading is the relief itself.
+        relief = tiled.canvas(torch.zeros(1, 3, 16, 16), torch.randn(1, 8))
+    assert relief.abs().sum() > 0
+    torch.testing.assert_close(relief[..., :4, :4], relief[..., 8:12, 4:8], rtol=0, atol=0)
+    with pytest.raises(NeuropaintError, match="'canvas_period' must divide the resolution 16"):
+        SynthesisNetwork(w_dim=8, img_resolution=16, img_channels=3, canvas_channels=2,
+                         canvas_period=5, **TINY)

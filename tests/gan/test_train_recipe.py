@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from gan.checkpoint import load_network, load_state, read_config, resolve_snapshot
 from gan.presets import get_preset
 from gan.train import TrainConfig, Trainer
+from neuropaint.validate import NeuropaintError
 
 REUSE = get_preset("tiny", reuse_fakes=True)
 
@@ -74,14 +75,20 @@ def test_a_resumed_run_keeps_the_preset_it_began_with(paintings_store, tmp_path,
     assert read_config(run)["preset"]["d_channel_base"] == 512
 
 
+def _init_from_a_short_base(store, tmp_path, preset, caplog, level):
+    """(the base run, a Trainer with ``preset`` initialised from it into tmp_path/tuned)."""
+    base = tmp_path / "base"
+    Trainer(_config(store, base, kimg=0.016, snapshot_kimg=0.016)).train()
+    with caplog.at_level(level, logger="gan.train"):
+        tuned = Trainer(_config(store, tmp_path / "tuned", init=str(base)), preset=preset)
+    return base, tuned
+
+
 def test_init_from_a_base_with_another_discriminator_starts_it_fresh(paintings_store, tmp_path,
                                                                      caplog):
-    base = tmp_path / "base"
-    Trainer(_config(paintings_store, base, kimg=0.016, snapshot_kimg=0.016)).train()
-    light = get_preset("tiny", d_channel_base=128)
-    with caplog.at_level(logging.WARNING, logger="gan.train"):
-        tuned = Trainer(_config(paintings_store, tmp_path / "tuned", init=str(base)),
-                        preset=light)
+    base, tuned = _init_from_a_short_base(paintings_store, tmp_path,
+                                          get_preset("tiny", d_channel_base=128), caplog,
+                                          logging.WARNING)
     assert "has a discriminator of another shape than preset 'tiny' builds: D starts " \
            "fresh" in caplog.text
     saved_G = load_network(base, "G").state_dict()
@@ -116,3 +123,25 @@ def test_resume_with_a_lower_rate_anneals_the_run_and_keeps_its_optimiser_state(
     assert read_config(run)["preset"]["g_lr"] == pytest.approx(preset.g_lr / 4)
     again = Trainer(_config(paintings_store, run, kimg=0.048, resume="auto"))
     assert again.G_opt.param_groups[0]["lr"] == pytest.approx(preset.g_lr / 4 * g_ratio)
+
+
+def test_init_grows_a_canvas_texture_that_starts_blank_and_learns(paintings_store, tmp_path,
+                                                                  caplog):
+    """A painter trained without a canvas texture seeds one with it: same images at first."""
+    base, grown = _init_from_a_short_base(paintings_store, tmp_path,
+                                          get_preset("tiny", canvas_channels=2), caplog,
+                                          logging.INFO)
+    assert "has no canvas texture: G_ema starts with a blank one" in caplog.text
+    saved_G = load_network(base, "G_ema").eval()
+    z = torch.randn(3, saved_G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(grown.G_ema.eval()(z, None, noise_mode="const"),
+                                   saved_G(z, None, noise_mode="const"), rtol=0, atol=0)
+    grown.train_step()
+    assert grown.G.synthesis.canvas.texture.abs().sum() > 0  # training fills it in
+    # A resume keeps it; a generator with a texture does not load into one without.
+    grown.train()
+    resumed = Trainer(_config(paintings_store, tmp_path / "tuned", kimg=0.096, resume="auto"))
+    assert resumed.preset.canvas_channels == 2
+    with pytest.raises(NeuropaintError, match="holds a different G"):
+        Trainer(_config(paintings_store, tmp_path / "shrunk", init=str(tmp_path / "tuned")))
