@@ -267,6 +267,7 @@ def adds_canvas(saved: dict, built: dict) -> bool:
     syn_built = dict(built.get("synthesis_kwargs") or {})
     if syn_saved.get("canvas_channels") or not syn_built.pop("canvas_channels", 0):
         return False
+    syn_built.pop("canvas_period", None)
     return {**saved, "synthesis_kwargs": syn_saved} == {**built, "synthesis_kwargs": syn_built}
 
 

@@ -129,7 +129,8 @@ def test_init_grows_a_canvas_texture_that_starts_blank_and_learns(paintings_stor
                                                                   caplog):
     """A painter trained without a canvas texture seeds one with it: same images at first."""
     base, grown = _init_from_a_short_base(paintings_store, tmp_path,
-                                          get_preset("tiny", canvas_channels=2), caplog,
+                                          get_preset("tiny", canvas_channels=2, canvas_period=8),
+                                          caplog,
                                           logging.INFO)
     assert "has no canvas texture: G_ema starts with a blank one" in caplog.text
     saved_G = load_network(base, "G_ema").eval()
