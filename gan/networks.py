@@ -474,7 +474,7 @@ class CanvasTexture(nn.Module):
 
     Canvas weave is a texture of threads about two pixels apart at 64 px, in a random place
     in each training painting, and Laplacian-pyramid SWD at the finest level is mostly this
-    weave (the same paintings on a smooth canvas measure 4x the floor there:
+    weave (the same paintings on a smooth canvas measure 6.5x the floor there:
     ``benchmarks/swd_weave.py``). A stack of 3x3 convolutions of a few channels paints it
     poorly from white noise; here it is a parameter instead. The relief stays put while the
     paint changes, as a real canvas does under a live painting; each sample's last w sets how

@@ -122,7 +122,8 @@ _register_cpu(name="cpu256", description="2-core CPU at 256 px: renders a few fr
 _register_cpu(name="demo64", description="The bundled live demo: a slim 64 px painter that "
           "trains in under an hour on a 2-core CPU and renders in a few ms.",
           resolution=64, z_dim=128, w_dim=128, mapping_layers=4, channel_base=2048,
-          channel_max=128, batch=16, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.0025, d_lr=0.0025)
+          channel_max=128, batch=16, r1_gamma=0.1, ema_kimg=2.0, g_lr=0.0025, d_lr=0.0025,
+          canvas_channels=4, canvas_period=16)
 _register(name="paper256", description="StyleGAN2-ADA paper widths at 256 px (GPUs).",
           resolution=256, channel_base=16384, channel_max=512, batch=64, r1_gamma=1.0,
           ema_kimg=20.0, g_lr=0.0025, d_lr=0.0025)
