@@ -242,9 +242,13 @@ def test_osc_in_commands_change_the_engine(demo, tmp_path):
             _paint(engine, 1)
             assert engine.follower.player.forced is None
             # Target: go to a state's target and hold it (the EEG no longer moves it).
+            start = engine.last_frame.ws
             command("/neuropaint/target", "focused")
-            held = _paint(engine, 15)
             goal = profile.targets[profile.states.index("focused")].numpy()
+            # The move is speed-limited (the player's crossfade): give it the time it needs.
+            limit = engine.follower.motion.config.max_step
+            seconds = np.linalg.norm(start - goal, axis=-1).max() / (limit or np.inf) + 1.0
+            held = _paint(engine, max(15, math.ceil(seconds * FPS)))
             np.testing.assert_allclose(engine.follower.motion.target, goal, atol=1e-5)
             assert np.abs(held[-1].ws - goal).max() < 0.05
             # Blend: half way between the EEG's target and the held latent.
