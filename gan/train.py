@@ -937,7 +937,10 @@ class Trainer:
         if (grow and type(loaded) is type(net)
                 and adds_canvas(loaded.init_kwargs, net.init_kwargs)):
             missing, unexpected = net.load_state_dict(loaded.state_dict(), strict=False)
-            assert not unexpected and all(k.startswith("synthesis.canvas.") for k in missing)
+            if unexpected or not all(k.startswith("synthesis.canvas.") for k in missing):
+                raise NeuropaintError(f"{folder}: {name} does not fit preset "
+                                      f"{self.preset.name!r} even with a canvas texture added "
+                                      f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
             logger.info("%s of %s has no canvas texture: %s starts with a blank one", name,
                         folder, name)
             return
