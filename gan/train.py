@@ -98,6 +98,7 @@ from gan.loop import Tick, TickLoop, has_snapshot, restore_rng, rng_state, trim_
 from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
 from gan.precision import autocast, describe_precision, resolve_precision
 from gan.presets import Preset, get_preset
+from gan.widen import widen_discriminator
 from neuropaint.atomic import append_json_line, atomic_path
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
@@ -1071,16 +1072,28 @@ class Trainer:
             try:
                 self._load_weights(folder, "D", self.D, "use --init")
             except NeuropaintError:
-                # A base trained with another discriminator (the CPU presets' D was made
-                # lighter on 2026-12-06): the generator is what fine-tuning needs.
-                logger.warning("%s has a discriminator of another shape than preset %r "
-                               "builds: D starts fresh (untrained)", folder, self.preset.name)
+                self._widen_or_fresh_d(folder)
         for critic in self.critics[1:]:
             if critic.name in saved:
                 self._load_weights(folder, critic.name, critic.D, "use --init")
             else:
                 critic.D.load_state_dict(self.D.state_dict())
         logger.info("initialised from %s (fresh optimisers, counters and augmentation)", folder)
+
+    def _widen_or_fresh_d(self, folder: Path) -> None:
+        """D for a preset whose discriminator has another shape than the snapshot's: the
+        snapshot's, widened so that it judges as before, when the preset's is it with more
+        channels (:mod:`gan.widen`); otherwise a fresh one, as the generator is what
+        fine-tuning needs."""
+        try:
+            widened = widen_discriminator(load_network(folder, "D"), self.D)
+        except NeuropaintError as exc:
+            logger.warning("%s has a discriminator of another shape than preset %r builds: "
+                           "D starts fresh (untrained; %s)", folder, self.preset.name, exc)
+            return
+        logger.info("D of %s is narrower than preset %r builds: widened (%d layers) with "
+                    "new channels that nothing reads yet, so it judges as before",
+                    folder, self.preset.name, len(widened))
 
     def trim_stats(self, nimg: int) -> None:
         """Drop stats (and metrics) lines written after the snapshot we resume from.

@@ -1,0 +1,76 @@
+"""Widen a trained discriminator without changing what it computes (Net2WiderNet).
+
+A discriminator with more channels per resolution can judge finer detail, and a generator
+trained against a narrow one can keep training against a wider one, provided the wider one
+starts out judging exactly as the narrow one did. :func:`widen_discriminator` copies the
+narrow network into the wide one so that:
+
+- every old weight sits where it sat, rescaled so that the equalised learning rate's run-time
+  gain (``1 / sqrt(fan_in)``, :mod:`gan.ops`) gives the same product for the larger fan-in;
+- each new channel computes a fresh, random feature (its incoming weights keep the wide
+  network's initialisation), which no old channel reads yet: the weights from new inputs into
+  old outputs are zero.
+
+The logits are therefore the same (to float rounding), and the zero weights get gradients
+from the first step, so the new channels join in as training goes on. Chen, Goodfellow &
+Shlens, "Net2Net: Accelerating learning via knowledge transfer", ICLR 2016, widen with copies
+of old units; zero outgoing weights do the same job without splitting any unit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan.networks import Discriminator
+from gan.ops import Conv2dLayer, FullyConnectedLayer
+from neuropaint.validate import NeuropaintError
+
+# Constructor arguments that may differ between the narrow and the wide discriminator.
+WIDTH_KWARGS = {"channel_base", "channel_max"}
+
+
+def widen_discriminator(narrow: Discriminator, wide: Discriminator) -> list[str]:
+    """Fill ``wide`` from ``narrow`` so that both give the same logits; returns the widened
+    layers' names. Raises NeuropaintError, in one line, when ``wide`` is not ``narrow`` with
+    more channels (another resolution, label size, or fewer channels anywhere)."""
+    if type(narrow) is not type(wide) or not isinstance(wide, Discriminator):
+        raise NeuropaintError("only a Discriminator can be widened into a Discriminator.")
+    differing = sorted(k for k in set(narrow.init_kwargs) | set(wide.init_kwargs)
+                       if narrow.init_kwargs.get(k) != wide.init_kwargs.get(k))
+    if set(differing) - WIDTH_KWARGS:
+        raise NeuropaintError(f"the discriminators differ in more than width: {differing}.")
+    if narrow.b4.in_channels != wide.b4.in_channels:
+        # The minibatch-stddev feature is the last channel at 4x4: widening there would
+        # move it. Every preset keeps channel_max at 4x4, where this never happens.
+        raise NeuropaintError(f"the discriminators differ in width at 4x4 "
+                              f"({narrow.b4.in_channels} and {wide.b4.in_channels} channels).")
+    narrow_modules = dict(narrow.named_modules())
+    widened = []
+    with torch.no_grad():
+        for name, module in wide.named_modules():
+            if not isinstance(module, (Conv2dLayer, FullyConnectedLayer)):
+                continue
+            source = narrow_modules[name]
+            if _copy_layer(source, module, name):
+                widened.append(name)
+    return widened
+
+
+def _copy_layer(source: nn.Module, target: nn.Module, name: str) -> bool:
+    """Copy one layer's weight and bias into the corner of the wider ones; True if wider."""
+    old, new = source.weight, target.weight
+    if old.shape == new.shape:
+        target.load_state_dict(source.state_dict())
+        return False
+    if old.ndim != new.ndim or any(o > n for o, n in zip(old.shape, new.shape, strict=True)):
+        raise NeuropaintError(f"layer {name} is narrower in the wide discriminator "
+                              f"({list(old.shape)} into {list(new.shape)}).")
+    out_old, in_old = old.shape[:2]
+    # weight_gain is proportional to 1 / sqrt(fan_in): keep weight * gain for the old part.
+    rescale = (target.weight_gain / source.weight_gain) ** -1
+    new[:out_old, :in_old] = old * rescale
+    new[:out_old, in_old:] = 0  # old outputs do not read the new inputs (yet)
+    if source.bias is not None:
+        target.bias[:out_old] = source.bias
+    return True
