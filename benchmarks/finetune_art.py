@@ -6,7 +6,8 @@ paintings, 10 Japanese woodblock prints and ukiyo-e), train the real trainer
 (:class:`gan.train.Trainer`, preset ``demo64``, 64 px) for ``--minutes`` of CPU time twice,
 once from scratch and once from the bundled base generator (``TrainConfig.init``, as
 ``python -m gan.train --init live/demo_model/generator``: G and G_ema start from the
-demo's G_ema, D starts fresh), on the same tile store with the same seed. Then both EMA
+demo's G_ema, D from the demo's D when it ships one, as it does since 2026-12-07), on the
+same tile store with the same seed. Then both EMA
 generators are measured with :func:`gan.metrics.evaluate` (``floor=True``: SWD per pyramid
 level against real tiles, and the floor, the same SWD between two disjoint sets of real
 tiles), and one JSON line is printed: kimg, images/s, SWD at the start and at the end, the

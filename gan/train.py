@@ -1057,18 +1057,18 @@ class Trainer:
             raise NeuropaintError(f"--init: {exc}") from None
         saved = set(read_config(folder)["networks"])
         if "G_ema" in saved and not {"G", "D"} <= saved:
-            # A generator-only snapshot (the bundled demo's, a gan.blend result): G starts as
-            # its G_ema; a missing D starts fresh and learns the images in the first ticks.
+            # A snapshot without G (the bundled demo keeps G_ema and D, a gan.blend result
+            # G_ema only): G starts as its G_ema; a missing D starts fresh and learns the
+            # images in the first ticks.
             logger.warning("%s keeps %s only: G starts from G_ema%s", folder,
                            ", ".join(sorted(saved)),
                            "" if "D" in saved else " and D starts fresh (untrained)")
             for net in (self.G, self.G_ema):
                 self._load_weights(folder, "G_ema", net, "use --init", grow=True)
-            if "D" in saved:
-                self._load_weights(folder, "D", self.D, "use --init")
         else:
             for name, net in (("G", self.G), ("G_ema", self.G_ema)):
                 self._load_weights(folder, name, net, "use --init", grow=True)
+        if "D" in saved:
             try:
                 self._load_weights(folder, "D", self.D, "use --init")
             except NeuropaintError:

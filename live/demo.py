@@ -3,7 +3,9 @@
 ``python -m live.render`` with no arguments paints with the model in ``live/demo_model/``:
 
 - ``generator/``: the ``demo64`` preset (a slim 64 px StyleGAN2) trained by ``gan.train`` on
-  ``datasets.procedural`` colour-field paintings; only its ``G_ema`` is kept;
+  ``datasets.procedural`` colour-field paintings; its ``G_ema`` paints, and its ``D`` is kept
+  in half precision so that fine-tuning from it (``gan.train --init``) starts with a judge
+  of paintings, and ``gan.project`` compares in the judge's features;
 - ``encoder/``: a ``conditioning.train --mode align`` encoder trained for that generator on
   synthetic EEG sessions (``eeg.synthetic``, every state, several seeds);
 - ``upscaler/``: a ``gan.upscale`` ``compact`` x4 model (the seeds' 64 -> 256 px step)
@@ -129,14 +131,16 @@ def _train_generator(work: Path, store: Path, minutes: float, init: str | None, 
 
 
 def _export_generator(run: Path, out: Path) -> None:
-    """Keep only G_ema of the run's latest snapshot (a normal, smaller snapshot folder)."""
-    from gan.checkpoint import load_generator, read_config, save_snapshot
+    """G_ema and D of the run's latest snapshot, D in half precision (a normal snapshot
+    folder, without G, optimisers and resume state; half of D's size: its weights load back
+    into float32, and a judge to fine-tune from needs no more than fp16's 3 digits)."""
+    from gan.checkpoint import load_generator, load_network, read_config, save_snapshot
 
     config = read_config(run)
-    G = load_generator(run)
+    networks = {"G_ema": load_generator(run), "D": load_network(run, "D").half()}
     keep = {k: v for k, v in config.items()
             if k not in ("networks", "format_version", "kind", "neuropaint_version")}
-    save_snapshot(out, {"G_ema": G}, keep)
+    save_snapshot(out, networks, keep)
 
 
 def _train_upscaler(work: Path, minutes: float, count: int, scale: int) -> Path:

@@ -168,8 +168,8 @@ def test_cli_runs_joint_and_refuses_bad_inputs(eeg_store_path, generator_path, t
 
 def test_joint_starts_from_a_generator_only_snapshot(eeg_store_path, generator_path, tmp_path,
                                                      caplog):
-    """The bundled demo keeps G_ema only: joint mode starts G from it and a fresh D (said in
-    the log), and a missing tile store is one line naming --tiles."""
+    """A snapshot of G_ema alone (a gan.blend result): joint mode starts G from it and a fresh
+    D (said in the log), and a missing tile store is one line naming --tiles."""
     from gan.checkpoint import save_snapshot
 
     config = read_config(generator_path)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from datasets.procedural import paint, write_store
-from gan.checkpoint import load_generator, load_network
+from gan.checkpoint import load_generator, load_network, read_config, save_snapshot
 from gan.dcgan import DCGANGenerator
 from gan.project import fit_image, main, project, read_image
 from gan.train import TrainConfig, Trainer, to_uint8
@@ -153,17 +153,25 @@ def test_cli_writes_each_image_and_skips_a_file_that_is_not_one(snapshot, G, tmp
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporary files
 
 
-def test_cli_takes_a_folder_of_images_and_the_g_ema_only_demo(tmp_path, capsys):
+@pytest.mark.parametrize("judge", [True, False])
+def test_cli_takes_a_folder_of_images_and_the_demo_with_or_without_its_judge(judge, tmp_path,
+                                                                             capsys):
+    """The demo keeps its D (fp16), whose features join the loss; a snapshot of G_ema alone
+    (a gan.blend result) is projected on pixels and SSIM."""
+    generator = DEMO_GENERATOR
+    if not judge:
+        generator = save_snapshot(tmp_path / "g_only", {"G_ema": load_generator(generator)},
+                                  {"arch": read_config(generator)["arch"]})
     folder = tmp_path / "art"
     folder.mkdir()
     save_png(paint("louis", 48, seed=3), folder / "a.png")
     save_png(paint("davis", 48, seed=4), folder / "a.jpg")  # same stem: kept apart
     (folder / "readme.txt").write_text("ignored: not an image suffix")
     out = tmp_path / "out"
-    assert main([str(DEMO_GENERATOR), str(folder), "--out", str(out), "--steps", "2",
+    assert main([str(generator), str(folder), "--out", str(out), "--steps", "2",
                  "--space", "w", "--quiet"]) == 0
     summary = json.loads((out / "projection.json").read_text())
-    assert summary["discriminator_features"] is False  # the demo ships G_ema only
+    assert summary["discriminator_features"] is judge
     assert sorted(summary["images"]) == ["a", "a-2"]
     assert np.load(out / "a-2_ws.npy").shape == (10, 128)
     assert "projected 2 of 2 images" in capsys.readouterr().out
