@@ -68,8 +68,7 @@ def _copy_layer(source: nn.Module, target: nn.Module, name: str) -> bool:
                               f"({list(old.shape)} into {list(new.shape)}).")
     out_old, in_old = old.shape[:2]
     # weight_gain is proportional to 1 / sqrt(fan_in): keep weight * gain for the old part.
-    rescale = (target.weight_gain / source.weight_gain) ** -1
-    new[:out_old, :in_old] = old * rescale
+    new[:out_old, :in_old] = old * (source.weight_gain / target.weight_gain)
     new[:out_old, in_old:] = 0  # old outputs do not read the new inputs (yet)
     if source.bias is not None:
         target.bias[:out_old] = source.bias
