@@ -163,7 +163,10 @@ def test_every_documented_address_arrives_with_types_and_plausible_values(demo):
     last = framed[-1]
     assert last["/neuropaint/frame/eeg_time"][0] == pytest.approx(frames[-1].eeg_time)
     assert 0.0 < last["/neuropaint/age_ms"][0] < 1000.0
-    assert last["/neuropaint/fps"][0] == pytest.approx(FPS, rel=0.3)
+    # The engine's own rate over the last 2 s: the clock caps it, the machine's load sets it
+    # (a busy machine paints fewer frames; a timing figure is a benchmark's job).
+    assert 0.0 < last["/neuropaint/fps"][0] <= FPS * 1.3
+    assert last["/neuropaint/fps"][0] == pytest.approx(engine.stats.fps(), rel=0.2)
     assert last["/neuropaint/signal"] == ("ok",)
     assert isinstance(last["/neuropaint/dropped"][0], int)
     assert last["/neuropaint/level"] == (1.0,)
