@@ -153,13 +153,13 @@ def test_cli_writes_each_image_and_skips_a_file_that_is_not_one(snapshot, G, tmp
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporary files
 
 
-@pytest.mark.parametrize("judge", [True, False])
+@pytest.mark.parametrize("judge", ["kept", "declined", "absent"])
 def test_cli_takes_a_folder_of_images_and_the_demo_with_or_without_its_judge(judge, tmp_path,
                                                                              capsys):
-    """The demo keeps its D (fp16), whose features join the loss; a snapshot of G_ema alone
-    (a gan.blend result) is projected on pixels and SSIM."""
-    generator = DEMO_GENERATOR
-    if not judge:
+    """The demo keeps its D (fp16), whose features join the loss unless --no-discriminator;
+    a snapshot of G_ema alone (a gan.blend result) is projected on pixels and SSIM."""
+    generator, flags = DEMO_GENERATOR, ["--no-discriminator"] if judge == "declined" else []
+    if judge == "absent":
         generator = save_snapshot(tmp_path / "g_only", {"G_ema": load_generator(generator)},
                                   {"arch": read_config(generator)["arch"]})
     folder = tmp_path / "art"
@@ -169,9 +169,9 @@ def test_cli_takes_a_folder_of_images_and_the_demo_with_or_without_its_judge(jud
     (folder / "readme.txt").write_text("ignored: not an image suffix")
     out = tmp_path / "out"
     assert main([str(generator), str(folder), "--out", str(out), "--steps", "2",
-                 "--space", "w", "--quiet"]) == 0
+                 "--space", "w", "--quiet", *flags]) == 0
     summary = json.loads((out / "projection.json").read_text())
-    assert summary["discriminator_features"] is judge
+    assert summary["discriminator_features"] is (judge == "kept")
     assert sorted(summary["images"]) == ["a", "a-2"]
     assert np.load(out / "a-2_ws.npy").shape == (10, 128)
     assert "projected 2 of 2 images" in capsys.readouterr().out
