@@ -46,26 +46,24 @@ def widen_discriminator(narrow: Discriminator, wide: Discriminator) -> list[str]
         raise NeuropaintError(f"the discriminators differ in width at 4x4 "
                               f"({narrow.b4.in_channels} and {wide.b4.in_channels} channels).")
     narrow_modules = dict(narrow.named_modules())
-    widened = []
+    pairs = [(name, narrow_modules[name], module) for name, module in wide.named_modules()
+             if isinstance(module, (Conv2dLayer, FullyConnectedLayer))]
+    # Every layer is checked before any is written: a refusal leaves ``wide`` as it was.
+    for name, source, target in pairs:
+        old, new = source.weight.shape, target.weight.shape
+        if len(old) != len(new) or any(o > n for o, n in zip(old, new, strict=True)):
+            raise NeuropaintError(f"layer {name} is narrower in the wide discriminator "
+                                  f"({list(old)} into {list(new)}).")
     with torch.no_grad():
-        for name, module in wide.named_modules():
-            if not isinstance(module, (Conv2dLayer, FullyConnectedLayer)):
-                continue
-            source = narrow_modules[name]
-            if _copy_layer(source, module, name):
-                widened.append(name)
-    return widened
+        return [name for name, source, target in pairs if _copy_layer(source, target)]
 
 
-def _copy_layer(source: nn.Module, target: nn.Module, name: str) -> bool:
+def _copy_layer(source: nn.Module, target: nn.Module) -> bool:
     """Copy one layer's weight and bias into the corner of the wider ones; True if wider."""
     old, new = source.weight, target.weight
     if old.shape == new.shape:
         target.load_state_dict(source.state_dict())
         return False
-    if old.ndim != new.ndim or any(o > n for o, n in zip(old.shape, new.shape, strict=True)):
-        raise NeuropaintError(f"layer {name} is narrower in the wide discriminator "
-                              f"({list(old.shape)} into {list(new.shape)}).")
     out_old, in_old = old.shape[:2]
     # weight_gain is proportional to 1 / sqrt(fan_in): keep weight * gain for the old part.
     new[:out_old, :in_old] = old * (source.weight_gain / target.weight_gain)

@@ -49,8 +49,11 @@ def test_a_widened_discriminator_gives_the_same_logits_and_its_new_channels_lear
 def test_what_is_not_the_same_discriminator_with_more_channels_is_refused(
         narrow_base, wide_base, wide_kwargs, message):
     narrow, wide = _pair(narrow_base, wide_base, **wide_kwargs)
+    before = {k: v.clone() for k, v in wide.state_dict().items()}
     with pytest.raises(NeuropaintError, match=message):
         widen_discriminator(narrow, wide)
+    for key, value in wide.state_dict().items():  # a refusal writes nothing
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
 
 
 def test_init_widens_a_narrower_discriminator_of_the_base(paintings_store, tmp_path, caplog):
