@@ -46,8 +46,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.real_art import DEFAULT_CACHE, DEFAULT_KINDS, RealArtError, select, summary
 from datasets.art import ArtTiles, build, parse_scale_range
+from gan.images import image_grid, to_uint8
 from gan.metrics import evaluate
-from gan.train import TrainConfig, Trainer, image_grid, to_uint8
+from gan.train import TrainConfig, Trainer
 
 RUNS = ("scratch", "init")
 DEFAULT_BASE = Path(__file__).resolve().parents[1] / "live" / "demo_model" / "generator"

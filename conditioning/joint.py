@@ -3,7 +3,7 @@
 The seed's way ("instead of generating the images from Gaussian noise, conditioned it on the
 artist's brain activity ... mapped into a latent space ... which was then used to train the
 generator"), done inside ``gan.train``'s one loop through its extension points
-(:class:`gan.train.Extension`); there is no second training loop:
+(:class:`gan.extensions.Extension`); there is no second training loop:
 
 - the generator, its discriminator and G_ema start from the ``--generator`` snapshot
   (``gan.train --init``) and keep training on real tiles (by default the store that
@@ -51,8 +51,9 @@ from torch import nn
 
 from conditioning.encoder import GROUPS, Encoder, generator_identity
 from eeg.features import FeatureSpec
+from gan.extensions import Extension, Phase
 from gan.loss import FakeBatch, Latents
-from gan.train import Extension, Phase, TrainConfig, Trainer
+from gan.train import TrainConfig, Trainer
 from neuropaint.atomic import atomic_folder
 from neuropaint.validate import NeuropaintError
 
@@ -82,7 +83,7 @@ class AuxiliaryHead(nn.Module):
 
 
 class EEGConditioning(Extension):
-    """The joint mode as a :class:`gan.train.Extension`: EEG latents, encoder, auxiliary head.
+    """The joint mode as a :class:`gan.extensions.Extension`: EEG latents, encoder, auxiliary head.
 
     Parameters
     ----------

@@ -782,7 +782,7 @@ def plot_losses(history: list[dict], path: Path) -> Path | None:
 def state_picture(encoder: Encoder, G: torch.nn.Module, rows: Rows, path: Path, *,
                   columns: int = 8) -> Path | None:
     """One row per brain state of the validation recordings: its mean, then single moments."""
-    from gan.train import to_uint8
+    from gan.images import to_uint8
 
     val = rows.val & (rows.labels != "")
     states = sorted(set(rows.labels[val]))
@@ -901,7 +901,7 @@ def run(cfg: EncoderTrainConfig, *, progress: bool = False) -> dict[str, Any]:
     paths = {"encoder": out}
     if joint is not None:
         from conditioning.joint import PLOT_KEYS, copy_generator
-        from gan.train import plot_history
+        from gan.loop import plot_history
 
         paths["generator"] = copy_generator(joint["snapshot"], out)
         paths["run"] = joint["run_dir"]

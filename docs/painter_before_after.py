@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets.procedural import paint_many
 from gan.checkpoint import load_generator
 from gan.generate import seed_z
-from gan.train import image_grid, to_uint8
+from gan.images import image_grid, to_uint8
 
 COLUMNS, SCALE, LABEL_W = 8, 2, 150
 

@@ -64,7 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gan.checkpoint import load_generator, read_config, resolve_snapshot, weights_hash
 from gan.generate import render_ws, save_png, seed_z, w_loop
-from gan.train import image_grid
+from gan.images import image_grid
 from neuropaint import __version__
 from neuropaint.atomic import atomic_folder, atomic_path, write_json
 from neuropaint.validate import NeuropaintError, build_config, read_manifest

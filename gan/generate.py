@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 
 from gan.checkpoint import load_generator, load_network, resolve_snapshot, weights_hash
-from gan.train import image_grid, to_uint8
+from gan.images import image_grid, to_uint8
 from neuropaint.atomic import atomic_path
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.validate import NeuropaintError

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,12 +29,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from neuropaint.atomic import trim_json_lines
+from neuropaint.atomic import atomic_path, trim_json_lines
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Every", "LoopEnd", "Tick", "TickLoop", "TickTrainer", "has_snapshot", "restore_rng",
-           "rng_state", "trim_log"]
+__all__ = ["Every", "LoopEnd", "Tick", "TickLoop", "TickTrainer", "has_snapshot",
+           "plot_history", "restore_rng", "rng_state", "trim_log"]
 
 
 class Every:
@@ -185,3 +185,35 @@ def restore_rng(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch_rng"])
     if device.type == "cuda" and state["cuda_rng"].numel():
         torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+def plot_history(history: list[dict], path: Path, extra_keys: Sequence[str] = ()
+                 ) -> Path | None:
+    """Losses (and ``extra_keys``) and augmentation strength against kimg."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    kimg = [h["kimg"] for h in history]
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_aug = fig.subplots(1, 2)
+    for key in ("loss_g", "loss_d", "r1_penalty", "pl_penalty", *extra_keys):
+        values = [h.get(key, np.nan) for h in history]
+        if not all(np.isnan(v) for v in values):
+            ax_loss.plot(kimg, values, label=key)
+    ax_loss.set(xlabel="kimg", title="losses")
+    ax_loss.legend()
+    suffixes = sorted({k[len("aug_p"):] for h in history for k in h if k.startswith("aug_p")})
+    for suffix in suffixes or [""]:
+        ax_aug.plot(kimg, [h.get("aug_p" + suffix, 0) for h in history], label="p" + suffix)
+        ax_aug.plot(kimg, [h.get("ada_rt" + suffix) if h.get("ada_rt" + suffix) is not None
+                           else np.nan for h in history], label="r_t" + suffix)
+    ax_aug.set(xlabel="kimg", title="augmentation", ylim=(-0.05, 1.05))
+    ax_aug.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    return path

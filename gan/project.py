@@ -68,7 +68,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from gan.checkpoint import load_generator, load_network, resolve_snapshot, weights_hash
-from gan.train import to_uint8
+from gan.images import to_uint8
 from gan.upscale import _expand_inputs, psnr, ssim  # the project's one PSNR and SSIM
 from gan.upscale.metrics import ssim_map_from
 from neuropaint.atomic import atomic_path, write_json

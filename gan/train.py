@@ -2,13 +2,14 @@
 
 The loop reads top to bottom as small functions: build the networks, one generator step,
 one discriminator step, the lazy regularisers, the EMA, the ADA update, a snapshot (the
-tick/snapshot loop around them is :mod:`gan.loop`, which ``gan.upscale train`` shares). It
-follows StyleGAN2-ADA (Karras et al. 2020): Adam with lazy-regularisation-corrected
-hyper-parameters, R1 every 16 steps, path length every 4, generator EMA with a half-life in
-kimg, and the augmentation probability adapted every 4 steps from sign(D(real)). The CPU
-presets make the step cheaper (``gan.presets.CPU_STEP``): a lighter discriminator, path
-length every 8 steps, and a discriminator step that judges the images the generator step
-just drew instead of drawing new ones (``Preset.reuse_fakes``), as DCGAN-era loops did.
+tick/snapshot loop around them is :mod:`gan.loop`, the processes and the optimiser step are
+:mod:`gan.distributed`; ``gan.upscale train`` shares both). It follows StyleGAN2-ADA (Karras
+et al. 2020): Adam with lazy-regularisation-corrected hyper-parameters, R1 every 16 steps,
+path length every 4, generator EMA with a half-life in kimg, and the augmentation probability
+adapted every 4 steps from sign(D(real)). The CPU presets make the step cheaper
+(``gan.presets.CPU_STEP``): a lighter discriminator, path length every 8 steps, and a
+discriminator step that judges the images the generator step just drew instead of drawing
+new ones (``Preset.reuse_fakes``), as DCGAN-era loops did.
 
 Everything a resumed run needs lives in each snapshot: the networks, the optimisers, the step
 and image counters, the augmentation state, the running path-length mean, the RNG and the
@@ -32,8 +33,9 @@ every process holds the same weights after every step.
 
 Extension points
 ----------------
-Other ways of training a generator run in this one loop, through an :class:`Extension` passed
-to :class:`Trainer` (``Trainer(cfg, extensions=[...])``). An extension may
+Other ways of training a generator run in this one loop, through a
+:class:`gan.extensions.Extension` passed to :class:`Trainer` (``Trainer(cfg,
+extensions=[...])``). An extension may
 
 - supply the latents of each batch (:meth:`Extension.latents`): ready-made ``ws`` for a share
   of the batch and Gaussian ``z`` for the rest (:class:`gan.loss.Latents`);
@@ -71,16 +73,13 @@ import contextlib
 import copy
 import json
 import logging
-import math
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,19 +93,34 @@ from gan.checkpoint import (
     resolve_snapshot,
     save_snapshot,
 )
-from gan.loop import Tick, TickLoop, has_snapshot, restore_rng, rng_state, trim_log
+from gan.distributed import (
+    Dist,
+    broadcast_weights,
+    optimizer_step,
+    setup_distributed,
+)
+from gan.extensions import Critic, Extension, Phase, Trainable, TwoCollectionBlend
+from gan.images import write_grid
+from gan.loop import (
+    Tick,
+    TickLoop,
+    has_snapshot,
+    plot_history,
+    restore_rng,
+    rng_state,
+    trim_log,
+)
 from gan.loss import FakeBatch, Latents, StyleGAN2Loss, stat_suffix
 from gan.precision import autocast, describe_precision, resolve_precision
 from gan.presets import Preset, get_preset
 from gan.widen import widen_discriminator
-from neuropaint.atomic import append_json_line, atomic_path
+from neuropaint.atomic import append_json_line
 from neuropaint.logs import run_cli, setup_logging
 from neuropaint.signals import stop_on_signals
 from neuropaint.validate import NeuropaintError, build_config
 
 logger = logging.getLogger(__name__)
 
-Phase = Literal["G", "D"]
 BASE_NETWORKS = ("G", "D", "G_ema")
 
 
@@ -162,44 +176,6 @@ class TrainConfig(BaseModel):
     metrics: bool = Field(False, description="Compute SWD against the tiles at each snapshot "
                           "(metrics.jsonl).")
     metric_images: int = Field(1024, ge=64, description="Images per side for snapshot SWD.")
-
-
-class TrainingDiverged(NeuropaintError):
-    """A loss became NaN or infinite; the last good snapshot is kept."""
-
-
-@dataclass
-class Dist:
-    """This process's place in a distributed run (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> Dist:
-    """Join the process group torchrun set up, if any; pick the device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    return Dist(rank=rank, world=world, device=dev)
 
 
 def resume_folder(source: str, run_dir: Path) -> Path | None:
@@ -344,48 +320,6 @@ class TileSource:
         return self.tiles.img_resolution // self.factor
 
 
-def sync_gradients(net: torch.nn.Module, dist: Dist) -> None:
-    """Average the gradients of all processes (one all_reduce of one flat buffer)."""
-    if dist.world == 1:
-        return
-    params = [p for p in net.parameters() if p.grad is not None]
-    if not params:
-        return
-    flat = torch.cat([p.grad.flatten() for p in params])
-    torch.distributed.all_reduce(flat)
-    flat /= dist.world
-    torch.nan_to_num_(flat, nan=0.0, posinf=1e5, neginf=-1e5)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
-        offset += n
-
-
-def broadcast_weights(nets: Sequence[torch.nn.Module], dist: Dist) -> None:
-    """Make every process start from rank 0's weights and buffers."""
-    if dist.world == 1:
-        return
-    for net in nets:
-        for tensor in list(net.parameters()) + list(net.buffers()):
-            torch.distributed.broadcast(tensor.data, src=0)
-
-
-def optimizer_step(nets: Sequence[tuple[torch.nn.Module, torch.optim.Optimizer]],
-                   loss: torch.Tensor, dist: Dist, *, phase: str) -> None:
-    """Backward, gradient sync, step of every (module, optimiser) — stopping on a bad loss."""
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(f"the {phase} loss became {loss.item()}; training stopped and "
-                               f"the last good snapshot is kept (lower the learning rate or "
-                               f"raise --gamma).")
-    for _, opt in nets:
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for net, opt in nets:
-        sync_gradients(net, dist)
-        opt.step()
-
-
 @torch.no_grad()
 def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, preset: Preset, batch: int,
                nimg: int) -> None:
@@ -408,106 +342,6 @@ class Counters:
     nimg: int = 0
     collapse_run: int = 0
     collapse_reported: bool = False
-
-
-# ---------------------------------------------------------------------- extension points
-
-@dataclass
-class Critic:
-    """One discriminator and what it owns: its real images, optimiser, augmentation and R1."""
-
-    name: str                          # Checkpoint name: "D" (the main one), "D_B", ...
-    D: torch.nn.Module
-    data: TileSource                   # The collection it judges against.
-    opt: torch.optim.Optimizer
-    augment_pipe: AugmentPipe | None
-    ada: AdaController | None
-    gamma: float                       # R1 weight.
-
-
-@dataclass
-class Trainable:
-    """An extra module the loop optimises, in the phases it names."""
-
-    name: str
-    module: torch.nn.Module
-    opt: torch.optim.Optimizer
-    phases: tuple[Phase, ...]          # "G": with the generator; "D": with the critics.
-
-
-class Extension:
-    """A change to what :class:`Trainer`'s one loop trains; every hook is optional.
-
-    The trainer calls :meth:`attach` once, after it has built G, the main critic and the
-    optimisers and before it resumes; there the extension adds its critics
-    (:meth:`Trainer.add_critic`) and trainable modules (:meth:`Trainer.add_trainable`), whose
-    saving and resuming the trainer then handles. Each step it asks :meth:`latents` for the
-    G phase's and the D phase's batch (the first extension that answers supplies them), and
-    adds :meth:`g_loss` and :meth:`d_loss` to the phases' losses. Anything else that must
-    survive a resume (a private random generator, say) goes through :meth:`state_dict`.
-    """
-
-    name: str = "extension"
-    stats_keys: tuple[str, ...] = ()   # Stats it logs that training.png should plot.
-
-    def attach(self, trainer: Trainer) -> None:
-        """Build modules, add critics and trainables."""
-
-    def latents(self, n: int, phase: Phase) -> Latents | None:
-        """The latents of ``n`` images for the phase, or None for Gaussian ``z``."""
-        return None
-
-    def g_loss(self, fake: FakeBatch) -> tuple[torch.Tensor | None, dict]:
-        """An extra term of the generator phase's loss (weighted), and stats to log."""
-        return None, {}
-
-    def d_loss(self, fake: FakeBatch) -> tuple[torch.Tensor | None, dict]:
-        """An extra term of the discriminator phase's loss (fakes detached), and stats."""
-        return None, {}
-
-    def state_dict(self) -> dict:
-        """Resume state beyond the trainables (tensors and plain containers only)."""
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-
-    def snapshot_config(self) -> dict:
-        """JSON-ready description stored in each snapshot's config.json."""
-        return {}
-
-
-class TwoCollectionBlend(Extension):
-    """The seeds' blend of two collections: one generator, two discriminators.
-
-    A second critic ``D_B`` (its own ADA pipe and p, R1 and optimiser) judges collection B as
-    the main critic judges A; the generator's non-saturating loss per image is the larger of
-    the two (``reduce='max'``: every image must convince both judges) or their mean. Both
-    collections must have the same tile size, so that both judges see the same detail.
-    """
-
-    name = "blend"
-
-    def __init__(self, data_b: str, reduce: Literal["max", "mean"]):
-        self.data_b = data_b
-        self.reduce = reduce
-
-    def attach(self, trainer: Trainer) -> None:
-        if trainer.preset.arch == "dcgan":
-            logger.warning("blending with a DCGAN: it trains, but the seeds found a DCGAN "
-                           "could not blend two collections; StyleGAN2 is recommended")
-        critic = trainer.add_critic("D_B", self.data_b, what="--data-b")
-        size_a = trainer.data.tiles.img_resolution
-        size_b = critic.data.tiles.img_resolution
-        if size_a != size_b:
-            raise NeuropaintError(
-                f"the two collections must share a tile size so that both discriminators see "
-                f"the same detail: --data has {size_a} px tiles, --data-b {size_b} px; rebuild "
-                f"one of them with --size {size_a}.")
-        trainer.reduce = self.reduce
-
-    def snapshot_config(self) -> dict:
-        return {"data_b": self.data_b, "reduce": self.reduce}
 
 
 class Trainer:
@@ -1106,80 +940,6 @@ class Trainer:
         where = f"kimg {nimg / 1000:.3f}"
         trim_log(self.run_dir / "metrics.jsonl", "kimg", nimg / 1000, where)
         self.history = trim_log(self.run_dir / "stats.jsonl", "kimg", nimg / 1000, where)
-
-
-@torch.no_grad()
-def generate_images(G: torch.nn.Module, z: torch.Tensor, *, truncation_psi: float = 1.0,
-                    noise_mode: str = "const", batch: int = 16) -> np.ndarray:
-    """uint8 images [N, H, W, 3] for latents ``z``."""
-    out = []
-    for start in range(0, len(z), batch):
-        img = G(z[start : start + batch], None, truncation_psi=truncation_psi,
-                noise_mode=noise_mode)
-        out.append(to_uint8(img))
-    return np.concatenate(out)
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """Network images [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3]."""
-    # In place after one copy, and contiguous here: a 512 px frame of the x8 upscaler
-    # (channels-last) took 9 ms the plain way and 1 ms this way; a strided view handed on
-    # costs ~8 ms more when numpy, Pillow or the viewer copy it.
-    img = img.detach().float().mul(127.5).add_(128).clamp_(0, 255).to(torch.uint8)
-    return img.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-
-
-def image_grid(images: np.ndarray, cols: int | None = None) -> np.ndarray:
-    """Tile uint8 images [N, H, W, 3] into one picture."""
-    n, h, w, _ = images.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, col = divmod(i, cols)
-        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = img
-    return grid
-
-
-def write_grid(G: torch.nn.Module, z: torch.Tensor, path: Path) -> Path:
-    from PIL import Image
-
-    grid = image_grid(generate_images(G, z))
-    with atomic_path(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
-    return path
-
-
-def plot_history(history: list[dict], path: Path, extra_keys: Sequence[str] = ()
-                 ) -> Path | None:
-    """Losses (and ``extra_keys``) and augmentation strength against kimg."""
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    kimg = [h["kimg"] for h in history]
-    fig = Figure(figsize=(10, 4))
-    ax_loss, ax_aug = fig.subplots(1, 2)
-    for key in ("loss_g", "loss_d", "r1_penalty", "pl_penalty", *extra_keys):
-        values = [h.get(key, np.nan) for h in history]
-        if not all(np.isnan(v) for v in values):
-            ax_loss.plot(kimg, values, label=key)
-    ax_loss.set(xlabel="kimg", title="losses")
-    ax_loss.legend()
-    suffixes = sorted({k[len("aug_p"):] for h in history for k in h if k.startswith("aug_p")})
-    for suffix in suffixes or [""]:
-        ax_aug.plot(kimg, [h.get("aug_p" + suffix, 0) for h in history], label="p" + suffix)
-        ax_aug.plot(kimg, [h.get("ada_rt" + suffix) if h.get("ada_rt" + suffix) is not None
-                           else np.nan for h in history], label="r_t" + suffix)
-    ax_aug.set(xlabel="kimg", title="augmentation", ylim=(-0.05, 1.05))
-    ax_aug.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    return path
 
 
 class _ListPresets(argparse.Action):

@@ -259,7 +259,7 @@ def grid_picture(out: str | Path, *, folder: str | Path = DEMO_MODEL, count: int
 
     from gan.checkpoint import load_generator
     from gan.generate import seed_z
-    from gan.train import image_grid, to_uint8
+    from gan.images import image_grid, to_uint8
     from gan.upscale import Upscaler
     from neuropaint.atomic import atomic_path
 
@@ -292,7 +292,7 @@ def states_picture(out: str | Path, *, folder: str | Path = DEMO_MODEL, moments:
     from conditioning.render import session_latents
     from eeg.synthetic import make_raw
     from gan.checkpoint import load_generator
-    from gan.train import to_uint8
+    from gan.images import to_uint8
     from gan.upscale import Upscaler
     from live.calibrate import SIMULATOR_ALIASES
     from neuropaint.atomic import atomic_path

@@ -64,8 +64,8 @@ from conditioning.render import check_encoder
 from eeg.artifacts import ArtifactConfig, OnlineArtifacts
 from eeg.features import FeatureFrame, FeatureSpec
 from eeg.online import OnlineProcessor
+from gan.images import to_uint8
 from gan.precision import autocast, resolve_precision
-from gan.train import to_uint8
 from live.stage import COMMAND_QUEUE, StageControls
 from neuropaint.validate import NeuropaintError
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gan.checkpoint import resolve_snapshot
-from gan.train import setup_distributed
+from gan.distributed import setup_distributed
 from gan.upscale.apply import ApplyResult, _expand_inputs, apply_files
 from gan.upscale.degrade import DEGRADATIONS
 from gan.upscale.model import DENOISE_MODES, Upscaler

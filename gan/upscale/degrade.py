@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gan.images import to_uint8
 from gan.ops import assert_shape
-from gan.train import to_uint8
 from neuropaint.validate import NeuropaintError, check_option
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import correlate1d
 
-from gan.train import to_uint8
+from gan.images import to_uint8
 from neuropaint.validate import NeuropaintError
 
 

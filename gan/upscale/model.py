@@ -18,8 +18,8 @@ import torch
 
 from gan.checkpoint import load_network, read_config, resolve_snapshot, save_snapshot
 from gan.denoise import nl_means
+from gan.images import to_uint8
 from gan.ops import assert_shape
-from gan.train import to_uint8
 from gan.upscale.tiling import upscale_tiled
 from neuropaint.validate import NeuropaintError, check_option
 

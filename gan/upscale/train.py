@@ -41,8 +41,9 @@ from gan.checkpoint import (
     resolve_snapshot,
     save_snapshot,
 )
+from gan.distributed import Dist, optimizer_step, setup_distributed
+from gan.images import image_grid, to_uint8
 from gan.loop import Tick, TickLoop, has_snapshot, trim_log
-from gan.train import Dist, image_grid, optimizer_step, setup_distributed, to_uint8
 from gan.upscale.degrade import degrade, get_degradation
 from gan.upscale.metrics import bicubic_upscale, compare, nearest_upscale
 from gan.upscale.model import MODEL_KIND, NETWORK_NAMES

@@ -17,8 +17,9 @@ from PIL import Image
 from datasets.procedural import paint, write_store
 from gan.checkpoint import load_generator, load_network, read_config, save_snapshot
 from gan.dcgan import DCGANGenerator
+from gan.images import to_uint8
 from gan.project import fit_image, main, project, read_image
-from gan.train import TrainConfig, Trainer, to_uint8
+from gan.train import TrainConfig, Trainer
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
 

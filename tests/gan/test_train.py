@@ -15,9 +15,11 @@ import pytest
 import torch
 
 from gan.checkpoint import load_generator, load_network, load_state, read_config, resolve_snapshot
+from gan.distributed import TrainingDiverged
+from gan.extensions import Extension
 from gan.loss import Latents
 from gan.presets import get_preset, list_presets
-from gan.train import Extension, TrainConfig, Trainer, TrainingDiverged, main
+from gan.train import TrainConfig, Trainer, main
 from neuropaint.logs import run_cli
 from neuropaint.validate import NeuropaintError
 
