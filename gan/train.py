@@ -186,6 +186,22 @@ def resume_folder(source: str, run_dir: Path) -> Path | None:
     return resolve_snapshot(source)
 
 
+def resumed_settings(resume: str | None, out: str | Path) -> dict:
+    """The preset name and kimg target that the snapshot ``--resume`` names began with, so
+    that a resume need not repeat them; ``{}`` when there is nothing to resume (or it cannot
+    be read: :meth:`Trainer.resume` then says what is wrong with it)."""
+    if not resume:
+        return {}
+    try:
+        folder = resume_folder(resume, Path(out))
+        config = read_config(folder) if folder is not None else {}
+    except (OSError, ValueError, NeuropaintError):
+        return {}
+    began = {"preset": (config.get("preset") or {}).get("name"),
+             "kimg": (config.get("train_config") or {}).get("kimg")}
+    return {k: v for k, v in began.items() if v is not None}
+
+
 def run_preset(cfg: TrainConfig, overrides: dict) -> Preset:
     """The preset a run trains with: the registry's, or the one its snapshot recorded.
 
@@ -996,14 +1012,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--list-presets", action=_ListPresets,
                         help="print the presets (name, network, resolution, purpose) and exit")
-    parser.add_argument("--preset", default="tiny",
-                        help="preset name, see --list-presets (default: %(default)s)")
+    parser.add_argument("--preset",
+                        help="preset name, see --list-presets (default: the run's own when "
+                        "--resume finds a snapshot, else tiny)")
     parser.add_argument("--arch", choices=["stylegan2", "dcgan"],
                         help="network family: dcgan picks the matching dcgan preset "
                         "(default: the preset's)")
-    parser.add_argument("--kimg", type=float, default=10.0,
+    parser.add_argument("--kimg", type=float,
                         help="train until this many thousand real images have been shown "
-                        "(default: %(default)s)")
+                        "(default: the run's own target when --resume finds a snapshot, "
+                        "else 10)")
     parser.add_argument("--batch", type=int, help="total batch size (default: the preset's)")
     parser.add_argument("--gamma", type=float, help="R1 weight (default: the preset's)")
     parser.add_argument("--lr", type=float, help="learning rate of G and D (default: the "
@@ -1064,11 +1082,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.snap_minutes < 0:
         raise NeuropaintError(f"'--snap-minutes' must be 0 (off) or positive, got "
                               f"{args.snap_minutes}.")
-    preset = args.preset
+    began = resumed_settings(args.resume, args.out)
+    preset = args.preset or began.get("preset") or "tiny"
     if args.arch == "dcgan" and not preset.startswith("dcgan"):
         preset = "dcgan64"
+    kimg = args.kimg if args.kimg is not None else began.get("kimg") or 10.0
+    taken = [f"--{name} {began[name]}" for name, given in (("preset", args.preset),
+                                                          ("kimg", args.kimg))
+             if given is None and name in began]
+    if taken:
+        logger.info("resuming with %s, as the run began", " and ".join(taken))
     cfg = build_config(TrainConfig, data=args.data, out=args.out, preset=preset,
-                       kimg=args.kimg, batch=args.batch, gamma=args.gamma, lr=args.lr,
+                       kimg=kimg, batch=args.batch, gamma=args.gamma, lr=args.lr,
                        ema_kimg=args.ema_kimg, aug=aug_mode,
                        aug_p=aug_p, aug_target=args.target, xflip=args.xflip,
                        snapshot_kimg=args.snap, snapshot_minutes=args.snap_minutes or None,

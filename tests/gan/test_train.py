@@ -151,6 +151,21 @@ def test_cli_trains_and_reports_one_line_errors(paintings_store, tmp_path, capsy
     assert "'--aug fixed' needs a probability" in capsys.readouterr().err
 
 
+def test_cli_resume_goes_on_with_the_runs_preset_and_target(paintings_store, tmp_path, capsys):
+    run = tmp_path / "cli"
+    common = ["--data", str(paintings_store), "--out", str(run), "--snap", "0.016", "--aug",
+              "none", "--device", "cpu"]
+    assert main([*common, "--preset", "dcgan_tiny", "--kimg", "0.016", "-q"]) == 0
+    capsys.readouterr()
+    # Neither flag repeated: not the default preset (tiny, another network) but the run's.
+    assert main([*common, "--resume", "auto"]) == 0
+    assert ("resuming with --preset dcgan_tiny and --kimg 0.016, as the run began"
+            in capsys.readouterr().err)
+    assert main([*common, "--resume", "auto", "--kimg", "0.032", "-q"]) == 0  # A new target.
+    assert read_config(run)["preset"]["name"] == "dcgan_tiny"
+    assert round(read_config(run)["stats"]["kimg"], 3) == 0.032
+
+
 @pytest.mark.slow
 def test_kill_9_mid_run_leaves_a_resumable_run(paintings_store, tmp_path):
     run = tmp_path / "killed"
