@@ -187,8 +187,8 @@ def resume_folder(source: str, run_dir: Path) -> Path | None:
 
 
 def resumed_settings(resume: str | None, out: str | Path) -> dict:
-    """The preset name and kimg target that the snapshot ``--resume`` names began with, so
-    that a resume need not repeat them; ``{}`` when there is nothing to resume (or it cannot
+    """The preset name, kimg target and mirroring that the snapshot ``--resume`` names began
+    with, so that a resume need not repeat them; ``{}`` when there is nothing to resume (or it cannot
     be read: :meth:`Trainer.resume` then says what is wrong with it)."""
     if not resume:
         return {}
@@ -197,8 +197,9 @@ def resumed_settings(resume: str | None, out: str | Path) -> dict:
         config = read_config(folder) if folder is not None else {}
     except (OSError, ValueError, NeuropaintError):
         return {}
-    began = {"preset": (config.get("preset") or {}).get("name"),
-             "kimg": (config.get("train_config") or {}).get("kimg")}
+    recorded = config.get("train_config") or {}
+    began = {"preset": (config.get("preset") or {}).get("name"), "kimg": recorded.get("kimg"),
+             "xflip": recorded.get("xflip")}
     return {k: v for k, v in began.items() if v is not None}
 
 
@@ -1033,7 +1034,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="'ada', 'fixed P', or 'none' (default: ada)")
     parser.add_argument("--target", type=float, default=0.6,
                         help="ADA target for r_t (default: %(default)s)")
-    parser.add_argument("--xflip", action="store_true", help="also use mirrored tiles")
+    parser.add_argument("--xflip", action=argparse.BooleanOptionalAction,
+                        help="also use mirrored tiles (default: as the run began when --resume "
+                        "finds a snapshot, else no)")
     parser.add_argument("--snap", type=float, default=4.0,
                         help="kimg between snapshots (default: %(default)s)")
     parser.add_argument("--snap-minutes", type=float, default=10.0, metavar="MIN",
@@ -1087,15 +1090,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.arch == "dcgan" and not preset.startswith("dcgan"):
         preset = "dcgan64"
     kimg = args.kimg if args.kimg is not None else began.get("kimg") or 10.0
+    xflip = args.xflip if args.xflip is not None else bool(began.get("xflip"))
     taken = [f"--{name} {began[name]}" for name, given in (("preset", args.preset),
                                                           ("kimg", args.kimg))
              if given is None and name in began]
+    if args.xflip is None and began.get("xflip"):
+        taken.append("--xflip")
     if taken:
-        logger.info("resuming with %s, as the run began", " and ".join(taken))
+        logger.info("resuming as the run began: %s", " ".join(taken))
     cfg = build_config(TrainConfig, data=args.data, out=args.out, preset=preset,
                        kimg=kimg, batch=args.batch, gamma=args.gamma, lr=args.lr,
                        ema_kimg=args.ema_kimg, aug=aug_mode,
-                       aug_p=aug_p, aug_target=args.target, xflip=args.xflip,
+                       aug_p=aug_p, aug_target=args.target, xflip=xflip,
                        snapshot_kimg=args.snap, snapshot_minutes=args.snap_minutes or None,
                        seed=args.seed, resume=args.resume,
                        init=args.init, data_b=args.data_b, blend=args.blend,

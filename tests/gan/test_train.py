@@ -155,15 +155,16 @@ def test_cli_resume_goes_on_with_the_runs_preset_and_target(paintings_store, tmp
     run = tmp_path / "cli"
     common = ["--data", str(paintings_store), "--out", str(run), "--snap", "0.016", "--aug",
               "none", "--device", "cpu"]
-    assert main([*common, "--preset", "dcgan_tiny", "--kimg", "0.016", "-q"]) == 0
+    assert main([*common, "--preset", "dcgan_tiny", "--kimg", "0.016", "--xflip", "-q"]) == 0
     capsys.readouterr()
     # Neither flag repeated: not the default preset (tiny, another network) but the run's.
     assert main([*common, "--resume", "auto"]) == 0
-    assert ("resuming with --preset dcgan_tiny and --kimg 0.016, as the run began"
+    assert ("resuming as the run began: --preset dcgan_tiny --kimg 0.016 --xflip"
             in capsys.readouterr().err)
     assert main([*common, "--resume", "auto", "--kimg", "0.032", "-q"]) == 0  # A new target.
-    assert read_config(run)["preset"]["name"] == "dcgan_tiny"
-    assert round(read_config(run)["stats"]["kimg"], 3) == 0.032
+    config = read_config(run)
+    assert config["preset"]["name"] == "dcgan_tiny" and config["train_config"]["xflip"]
+    assert round(config["stats"]["kimg"], 3) == 0.032
 
 
 @pytest.mark.slow
