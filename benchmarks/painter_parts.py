@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.art import ArtTiles
-from gan.checkpoint import load_network, read_config, resolve_snapshot
+from gan.checkpoint import load_network, read_config
 from gan.metrics import sliced_wasserstein
 from live.demo import DEMO_MODEL
 
@@ -96,17 +96,17 @@ def main(argv=None) -> int:
         variants["no_canvas"] = generate(G, z, canvas=False)
     result: dict = {"benchmark": "painter_parts", "generator": args.generator,
                     "data": args.data, "num": args.num}
-    floor = None
-    for name, images in variants.items():
-        swd = sliced_wasserstein(real, images, generator=args.seed + 1)["swd_levels"]
-        floor = floor or swd
+    swds = {name: sliced_wasserstein(real, images, generator=args.seed + 1)["swd_levels"]
+            for name, images in variants.items()}
+    floor = swds["floor"]
+    for name, swd in swds.items():
         result[name] = {"swd": [round(v, 1) for v in swd],
                         "ratio": [round(v / f, 2) for v, f in zip(swd, floor, strict=True)]}
     real_power = band_power(real)
     result["bands_cycles_per_px"] = [round(b, 3) for b in BANDS]
     result["power_ratio"] = [round(f / r, 2) for f, r in
                              zip(band_power(variants["as_trained"]), real_power, strict=True)]
-    if "D" in read_config(resolve_snapshot(args.generator))["networks"]:
+    if "D" in read_config(args.generator)["networks"]:
         D = load_network(args.generator, "D").float().eval()
         with torch.no_grad():
             scores = {name: torch.cat([D(variants[name][i : i + BLOCK], None)
